@@ -1,0 +1,56 @@
+/**
+ * `deno task bench [--json FILE] [--only NAME[,NAME]] [--quick]`: runs every bench/*_bench.ts
+ * on the WebGPU adapter and prints ms and GFLOPS (or GB/s) beside the peer measured in the
+ * same run.
+ */
+import { parseArgs } from "node:util";
+import { Device } from "../engine/device.ts";
+import { type Bench, type BenchResult, formatResult } from "./harness.ts";
+
+export async function discoverBenches(): Promise<Bench[]> {
+  const dir = new URL(".", import.meta.url);
+  const files: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && e.name.endsWith("_bench.ts")) files.push(e.name);
+  }
+  files.sort();
+  const benches: Bench[] = [];
+  for (const f of files) {
+    const mod = await import(new URL(f, dir).href) as { benches?: Bench[] };
+    if (Array.isArray(mod.benches)) benches.push(...mod.benches);
+  }
+  return benches;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      json: { type: "string" },
+      only: { type: "string" },
+      quick: { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  const dev = await Device.create();
+  const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
+  const all = await discoverBenches();
+  const chosen = only ? all.filter((b) => only.includes(b.name)) : all;
+  if (only && chosen.length === 0) {
+    console.error(`no bench named ${only.join(", ")}; have: ${all.map((b) => b.name).join(", ")}`);
+    Deno.exit(2);
+  }
+  const results: BenchResult[] = [];
+  for (const b of chosen) {
+    const rs = await b.run({ dev, quick: values.quick, log: (l) => console.log(l) });
+    for (const r of rs) {
+      console.log(formatResult(r));
+      results.push(r);
+    }
+  }
+  if (values.json) {
+    const out = { adapter: dev.description, fallback: dev.isFallback, results };
+    await Deno.writeTextFile(values.json, JSON.stringify(out, null, 2) + "\n");
+    console.log(`wrote ${values.json}`);
+  }
+}
