@@ -23,7 +23,14 @@ import {
   NoAdapterError,
   ShaderError,
 } from "./errors.ts";
-import { type DType, formatShape, numel, Tensor, type TensorSlice, type TypedArrayFor } from "./tensor.ts";
+import {
+  type DType,
+  formatShape,
+  numel,
+  Tensor,
+  type TensorSlice,
+  type TypedArrayFor,
+} from "./tensor.ts";
 
 /** Uniform parameters of one dispatch, built field by field (4 bytes each, std140-free). */
 export class Params {
@@ -101,10 +108,6 @@ export function kernelSource(file: string): string {
     kernelSources.set(file, src);
   }
   return src;
-}
-
-function errorDetail(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 export class Device {
@@ -373,11 +376,12 @@ export class Device {
     const start = "tensor" in t ? t.start : 0;
     const count = "tensor" in t ? t.count : tensor.size;
     const bytes = count * 4;
-    const out = (tensor.dtype === "f32"
-      ? new Float32Array(count)
-      : tensor.dtype === "u32"
-      ? new Uint32Array(count)
-      : new Int32Array(count)) as TypedArrayFor<D>;
+    const out =
+      (tensor.dtype === "f32"
+        ? new Float32Array(count)
+        : tensor.dtype === "u32"
+        ? new Uint32Array(count)
+        : new Int32Array(count)) as TypedArrayFor<D>;
     if (count === 0) return out;
     this.#open();
     const stage = this.#takeStaging(bytes);
@@ -453,7 +457,12 @@ export class Device {
     if (n <= max) return [Math.max(1, n), 1];
     const y = Math.ceil(n / max);
     if (y > max) {
-      throw new LimitError(`grid of ${n} workgroups`, "maxComputeWorkgroupsPerDimension^2", n, max * max);
+      throw new LimitError(
+        `grid of ${n} workgroups`,
+        "maxComputeWorkgroupsPerDimension^2",
+        n,
+        max * max,
+      );
     }
     return [Math.ceil(n / y), y];
   }
@@ -470,9 +479,16 @@ export class Device {
     const [x, y = 1, z = 1] = typeof workgroups === "number" ? [workgroups] : workgroups;
     const max = this.limits.maxComputeWorkgroupsPerDimension;
     for (const n of [x, y, z]) {
-      if (!Number.isInteger(n) || n < 0) throw new RangeError(`dispatch of ${kernel.name}: ${n} workgroups`);
+      if (!Number.isInteger(n) || n < 0) {
+        throw new RangeError(`dispatch of ${kernel.name}: ${n} workgroups`);
+      }
       if (n > max) {
-        throw new LimitError(`dispatch of ${kernel.name}`, "maxComputeWorkgroupsPerDimension", n, max);
+        throw new LimitError(
+          `dispatch of ${kernel.name}`,
+          "maxComputeWorkgroupsPerDimension",
+          n,
+          max,
+        );
       }
     }
     if (x === 0 || y === 0 || z === 0) return;
@@ -507,7 +523,9 @@ export class Device {
 
   #storageResource(kernel: Kernel, b: Tensor | TensorSlice): GPUBufferBinding {
     const tensor = b instanceof Tensor ? b : b.tensor;
-    if (tensor.disposed) throw new Error(`tensor ${tensor.name} bound to ${kernel.name} after dispose()`);
+    if (tensor.disposed) {
+      throw new Error(`tensor ${tensor.name} bound to ${kernel.name} after dispose()`);
+    }
     const offset = b instanceof Tensor ? 0 : b.start * 4;
     const size = Math.max(4, (b instanceof Tensor ? b.size : b.count) * 4);
     const limit = this.limits.maxStorageBufferBindingSize;
@@ -531,7 +549,9 @@ export class Device {
   /** Records a copy of `count` elements between tensors. */
   copy(src: Tensor, dst: Tensor, count = src.size, srcStart = 0, dstStart = 0): void {
     if (srcStart + count > src.size || dstStart + count > dst.size) {
-      throw new RangeError(`copy of ${count} elements from ${src.name} to ${dst.name} is out of range`);
+      throw new RangeError(
+        `copy of ${count} elements from ${src.name} to ${dst.name} is out of range`,
+      );
     }
     if (count === 0) return;
     this.#open();
@@ -572,7 +592,13 @@ export class Device {
     if (this.#encoder) {
       this.#endPass();
       if (this.#uniformUsed > 0) {
-        this.gpu.queue.writeBuffer(this.#uniformArena, 0, this.#uniformStaging, 0, this.#uniformUsed);
+        this.gpu.queue.writeBuffer(
+          this.#uniformArena,
+          0,
+          this.#uniformStaging,
+          0,
+          this.#uniformUsed,
+        );
       }
       this.gpu.queue.submit([this.#encoder.finish()]);
       this.#encoder = null;

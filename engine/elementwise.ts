@@ -44,7 +44,9 @@ export function scale(dev: Device, alpha: number, a: Tensor, out: Tensor): Tenso
   checkSame("scale", a, out);
   if (a.buffer === out.buffer) {
     // One buffer cannot be bound read-only and read-write in the same dispatch.
-    throw new RangeError(`scale(): ${a.name} and ${out.name} share a buffer; use a distinct output`);
+    throw new RangeError(
+      `scale(): ${a.name} and ${out.name} share a buffer; use a distinct output`,
+    );
   }
   run(dev, "scale", a.size, alpha, a, undefined, out);
   return out;

@@ -82,7 +82,9 @@ export class Tensor<D extends DType = DType> {
   slice(start: number, count: number): TensorSlice {
     if (start < 0 || count < 0 || start + count > this.size) {
       throw new RangeError(
-        `slice [${start}, ${start + count}) is outside tensor ${this.name} of ${this.size} elements`,
+        `slice [${start}, ${
+          start + count
+        }) is outside tensor ${this.name} of ${this.size} elements`,
       );
     }
     return { tensor: this, start, count };

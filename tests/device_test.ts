@@ -77,44 +77,56 @@ Deno.test("a tensor over maxBufferSize gives a LimitError naming it", gpuTest, a
   });
 });
 
-Deno.test("binding a tensor over the storage binding limit gives a LimitError", gpuTest, async () => {
-  const dev = await testDevice();
-  const limit = dev.limits.maxStorageBufferBindingSize;
-  const n = limit / 4 + 128; // halves start on a 256-byte boundary
-  const t = dev.empty("embed_tokens", [n]);
-  assert.throws(() => fill(dev, 0, t), (e: unknown) => {
-    assert.ok(e instanceof LimitError);
-    assert.match(e.message, /embed_tokens/);
-    assert.match(e.message, /maxStorageBufferBindingSize/);
-    assert.equal(e.requested, n * 4);
-    return true;
-  });
-  // The same tensor bound in chunks under the limit works.
-  const half = n / 2;
-  const k = dev.kernel("elementwise", "fill");
-  dev.dispatch(k, [params().u32(half).f32(7), undefined, undefined, t.slice(half, half)], dev.grid(Math.ceil(half / 256)));
-  const tail = await dev.read(t.slice(n - 4, 4));
-  assert.deepEqual([...tail], [7, 7, 7, 7]);
-  t.dispose();
-  dev.trim();
-});
+Deno.test(
+  "binding a tensor over the storage binding limit gives a LimitError",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const limit = dev.limits.maxStorageBufferBindingSize;
+    const n = limit / 4 + 128; // halves start on a 256-byte boundary
+    const t = dev.empty("embed_tokens", [n]);
+    assert.throws(() => fill(dev, 0, t), (e: unknown) => {
+      assert.ok(e instanceof LimitError);
+      assert.match(e.message, /embed_tokens/);
+      assert.match(e.message, /maxStorageBufferBindingSize/);
+      assert.equal(e.requested, n * 4);
+      return true;
+    });
+    // The same tensor bound in chunks under the limit works.
+    const half = n / 2;
+    const k = dev.kernel("elementwise", "fill");
+    dev.dispatch(
+      k,
+      [params().u32(half).f32(7), undefined, undefined, t.slice(half, half)],
+      dev.grid(Math.ceil(half / 256)),
+    );
+    const tail = await dev.read(t.slice(n - 4, 4));
+    assert.deepEqual([...tail], [7, 7, 7, 7]);
+    t.dispose();
+    dev.trim();
+  },
+);
 
-Deno.test("a WebGPU validation error surfaces as a typed error naming the kernel", gpuTest, async () => {
-  const dev = await testDevice();
-  const t = dev.zeros("x", [16]);
-  // Entry "add" needs bindings 1 and 2; leaving them out is a validation error at bind time.
-  const k = dev.kernel("elementwise", "add");
-  dev.dispatch(k, [params().u32(16).f32(0), undefined, undefined, t], 1);
-  await assert.rejects(() => dev.sync(), (e: unknown) => {
-    assert.ok(e instanceof Error && e.name === "GpuValidationError", String(e));
-    assert.match(e.message, /elementwise:add/);
-    return true;
-  });
-  // The device stays usable.
-  fill(dev, 3, t);
-  assert.equal((await t.read())[0], 3);
-  t.dispose();
-});
+Deno.test(
+  "a WebGPU validation error surfaces as a typed error naming the kernel",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const t = dev.zeros("x", [16]);
+    // Entry "add" needs bindings 1 and 2; leaving them out is a validation error at bind time.
+    const k = dev.kernel("elementwise", "add");
+    dev.dispatch(k, [params().u32(16).f32(0), undefined, undefined, t], 1);
+    await assert.rejects(() => dev.sync(), (e: unknown) => {
+      assert.ok(e instanceof Error && e.name === "GpuValidationError", String(e));
+      assert.match(e.message, /elementwise:add/);
+      return true;
+    });
+    // The device stays usable.
+    fill(dev, 3, t);
+    assert.equal((await t.read())[0], 3);
+    t.dispose();
+  },
+);
 
 Deno.test("the same work run twice gives identical bits", gpuTest, async () => {
   const dev = await testDevice();
