@@ -98,10 +98,18 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 let shared: Promise<Device> | null = null;
+let sharedDevice: Device | null = null;
 
-/** One device per test process (creating one per test is slow on llvmpipe). */
+/**
+ * One device per test process (creating one per test is slow on llvmpipe). It is destroyed when
+ * the process unloads, so the driver's worker threads stop before the process exits (Mesa's
+ * llvmpipe can abort in its exit-time teardown when they are still running).
+ */
 export function testDevice(): Promise<Device> {
-  shared ??= Device.create({ log: () => {} });
+  if (!shared) {
+    shared = Device.create({ log: () => {} }).then((d) => (sharedDevice = d));
+    globalThis.addEventListener("unload", () => sharedDevice?.destroy());
+  }
   return shared;
 }
 
