@@ -1,0 +1,236 @@
+/**
+ * Dispatch wrapper for kernels/sampling.wgsl: the next token of each row from its last hidden
+ * state, drawn on the GPU (temperature, top-k, top-p, seeded counter-based RNG). The logits
+ * `[rows, vocabLimit]` live in a GPU scratch buffer and never reach the CPU. The CPU reference
+ * is engine/sampling_ref.ts.
+ */
+import { type Device, params } from "./device.ts";
+import { LimitError } from "./errors.ts";
+import { formatShape, type Tensor } from "./tensor.ts";
+
+const WG = 64;
+
+export interface SampleTokensArgs {
+  /** [R, d]: final-normed last hidden states, one row per sequence (or sample). */
+  hidden: Tensor;
+  /** [V, d]: the LM head (the tied embedding for Qwen2.5-0.5B/1.5B). */
+  weight: Tensor;
+  /** Only ids < vocabLimit may be drawn (and enter logp's normalizer). Default V. */
+  vocabLimit?: number;
+  /** 0 = greedy argmax (ties to the lowest id); otherwise at least 1e-30. */
+  temperature: number;
+  /** Keep the ids whose logit is >= the k-th largest (ties kept). 0 or undefined = off. */
+  topK?: number;
+  /** Nucleus mass in (0, 1]; 1 or undefined = off. */
+  topP?: number;
+  /** RNG seed (u32). */
+  seed: number;
+  /** RNG counter (u32), e.g. the decode step: the uniform of row r is hash(seed, counter, r). */
+  counter: number;
+  /** [R] u32, written: the drawn ids. */
+  tokens: Tensor<"u32">;
+  /**
+   * [R] f32, written: log-prob of the drawn id under the model's unmodified distribution
+   * (temperature 1, no top-k/top-p) over ids < vocabLimit.
+   */
+  logp: Tensor;
+  /**
+   * Optional f32 logits scratch of at least `samplingScratchElements(dev, R, vocabLimit)`
+   * elements (reused across decode steps); allocated and released per call when absent.
+   */
+  scratch?: Tensor;
+  /**
+   * Vocabulary rows per logits dispatch. Default: as many as one storage binding holds. Rounded
+   * down to a multiple of the rows that keep each chunk's byte offset on the device's storage
+   * offset alignment (at least one such step).
+   */
+  chunkRows?: number;
+  /** Rows per sampling group (logits of one group share the scratch). Default: all that fit. */
+  groupRows?: number;
+}
+
+function gcd(a: number, b: number): number {
+  while (b !== 0) [a, b] = [b, a % b];
+  return a;
+}
+
+/** Rows of a group: all R rows unless `[R, vocabLimit]` fp32 is over one storage binding. */
+function groupRowsFor(dev: Device, rows: number, vocabLimit: number, want?: number): number {
+  const fit = Math.floor(dev.limits.maxStorageBufferBindingSize / (vocabLimit * 4));
+  if (fit < 1) {
+    throw new LimitError(
+      `sampleTokens: one row of ${vocabLimit} logits`,
+      "maxStorageBufferBindingSize (bytes)",
+      vocabLimit * 4,
+      dev.limits.maxStorageBufferBindingSize,
+    );
+  }
+  return Math.max(1, Math.min(rows, fit, want ?? rows));
+}
+
+/** Elements of the logits scratch `sampleTokens()` needs for R rows and a vocabulary limit. */
+export function samplingScratchElements(
+  dev: Device,
+  rows: number,
+  vocabLimit: number,
+  groupRows?: number,
+): number {
+  return groupRowsFor(dev, rows, vocabLimit, groupRows) * vocabLimit;
+}
+
+function isU32(x: number): boolean {
+  return Number.isInteger(x) && x >= 0 && x <= 0xffffffff;
+}
+
+/**
+ * Draws `tokens[r]` for each row r of `hidden` and writes its `logp[r]`; everything stays on the
+ * GPU (recorded, not submitted). Logits are computed in vocabulary chunks bound as slices of
+ * `weight`, so a 151936 x 896 fp32 head (544 MB) works under a 128 MiB binding limit.
+ */
+export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
+  const op = "sampleTokens";
+  const { hidden, weight, tokens, logp } = a;
+  if (hidden.shape.length !== 2) {
+    throw new RangeError(
+      `${op}: hidden ${hidden.name} ${formatShape(hidden.shape)} must be [R, d]`,
+    );
+  }
+  if (weight.shape.length !== 2) {
+    throw new RangeError(
+      `${op}: weight ${weight.name} ${formatShape(weight.shape)} must be [V, d]`,
+    );
+  }
+  const [rows, d] = hidden.shape;
+  const [vocab, dw] = weight.shape;
+  if (dw !== d) {
+    throw new RangeError(
+      `${op}: weight ${weight.name} ${
+        formatShape(weight.shape)
+      } does not match hidden ${hidden.name} ${formatShape(hidden.shape)} (d = ${d})`,
+    );
+  }
+  if (hidden.dtype !== "f32" || weight.dtype !== "f32") {
+    throw new TypeError(`${op}: hidden ${hidden.name} and weight ${weight.name} must be f32`);
+  }
+  if (tokens.dtype !== "u32" || tokens.size !== rows) {
+    throw new RangeError(
+      `${op}: tokens ${tokens.name} ${
+        formatShape(tokens.shape)
+      } ${tokens.dtype} must be u32 with one id per row of hidden (${rows})`,
+    );
+  }
+  if (logp.dtype !== "f32" || logp.size !== rows) {
+    throw new RangeError(
+      `${op}: logp ${logp.name} ${
+        formatShape(logp.shape)
+      } ${logp.dtype} must be f32 with one value per row of hidden (${rows})`,
+    );
+  }
+  const vl = a.vocabLimit ?? vocab;
+  if (!Number.isInteger(vl) || vl < 1 || vl > vocab) {
+    throw new RangeError(
+      `${op}: vocabLimit ${vl} must be an integer in [1, ${vocab}] (V of ${weight.name})`,
+    );
+  }
+  if (d < 1) throw new RangeError(`${op}: hidden ${hidden.name} has d = 0`);
+  const temperature = a.temperature;
+  // 1 / T must stay finite in fp32 (and T normal, not flushed to 0).
+  if (
+    !Number.isFinite(temperature) || temperature < 0 || (temperature > 0 && temperature < 1e-30)
+  ) {
+    throw new RangeError(
+      `${op}: temperature ${temperature} must be 0 (greedy) or in [1e-30, inf)`,
+    );
+  }
+  const topK = a.topK ?? 0;
+  if (!Number.isInteger(topK) || topK < 0) {
+    throw new RangeError(`${op}: topK ${topK} must be an integer >= 0 (0 = off)`);
+  }
+  const topP = a.topP ?? 1;
+  if (!(topP > 0 && topP <= 1)) throw new RangeError(`${op}: topP ${topP} must be in (0, 1]`);
+  if (!isU32(a.seed)) throw new RangeError(`${op}: seed ${a.seed} must be a u32`);
+  if (!isU32(a.counter)) throw new RangeError(`${op}: counter ${a.counter} must be a u32`);
+  if (a.chunkRows !== undefined && !(Number.isInteger(a.chunkRows) && a.chunkRows >= 1)) {
+    throw new RangeError(`${op}: chunkRows ${a.chunkRows} must be an integer >= 1`);
+  }
+  if (a.groupRows !== undefined && !(Number.isInteger(a.groupRows) && a.groupRows >= 1)) {
+    throw new RangeError(`${op}: groupRows ${a.groupRows} must be an integer >= 1`);
+  }
+  // Written tensors must not share a buffer with any other argument.
+  const all: [string, Tensor][] = [["hidden", hidden], ["weight", weight], ["tokens", tokens], [
+    "logp",
+    logp,
+  ]];
+  if (a.scratch) all.push(["scratch", a.scratch]);
+  for (let i = 2; i < all.length; i++) {
+    for (let j = 0; j < all.length; j++) {
+      if (j !== i && all[i][1].buffer === all[j][1].buffer) {
+        throw new RangeError(
+          `${op}: ${all[i][0]} ${all[i][1].name} shares a buffer with ${all[j][0]} ${
+            all[j][1].name
+          }`,
+        );
+      }
+    }
+  }
+  if (rows === 0) return;
+
+  const group = groupRowsFor(dev, rows, vl, a.groupRows);
+  let scratch = a.scratch;
+  if (scratch) {
+    if (scratch.dtype !== "f32" || scratch.size < group * vl) {
+      throw new RangeError(
+        `${op}: scratch ${scratch.name} ${
+          formatShape(scratch.shape)
+        } ${scratch.dtype} must be f32 with at least ${group * vl} elements ([${group}, ${vl}])`,
+      );
+    }
+  } else {
+    scratch = dev.empty("sampling logits", [group, vl]);
+  }
+  const z = scratch.slice(0, group * vl);
+
+  // Chunk starts must land on the storage offset alignment: c0 * d * 4 % align == 0.
+  const align = Math.max(4, dev.limits.minStorageBufferOffsetAlignment);
+  const step = align / gcd(d * 4, align);
+  const fit = Math.floor(dev.limits.maxStorageBufferBindingSize / (d * 4));
+  let chunk = Math.min(a.chunkRows ?? fit, fit, vl);
+  chunk = Math.max(step, Math.floor(chunk / step) * step);
+  if (chunk > fit) {
+    throw new LimitError(
+      `${op}: a vocabulary chunk of ${weight.name} ${formatShape(weight.shape)}`,
+      "maxStorageBufferBindingSize (bytes)",
+      chunk * d * 4,
+      dev.limits.maxStorageBufferBindingSize,
+    );
+  }
+  // Logits layout (see the kernel header): 4 rows x 8 columns per invocation, 1 x 8 for
+  // groups of 1 or 2 rows, scalar when d % 4 != 0.
+  const layout = (g: number): { entry: string; cols: number; rows: number } =>
+    d % 4 !== 0
+      ? { entry: "logits1", cols: 1, rows: 1 }
+      : g <= 2
+      ? { entry: "logits1x8", cols: 8, rows: 1 }
+      : { entry: "logits4x8", cols: 8, rows: 4 };
+  const kSample = dev.kernel("sampling", "sample");
+  const p = (g: number, row0: number, c0: number, cn: number) =>
+    params().u32(g).u32(row0).u32(d).u32(vl).u32(c0).u32(cn).u32(topK < vl ? topK : 0)
+      .u32(a.seed).u32(a.counter).f32(temperature).f32(topP);
+  for (let row0 = 0; row0 < rows; row0 += group) {
+    const g = Math.min(group, rows - row0);
+    const l = layout(g);
+    const kLogits = dev.kernel("sampling", l.entry);
+    for (let c0 = 0; c0 < vl; c0 += chunk) {
+      const cn = Math.min(chunk, vl - c0);
+      const grid = [Math.ceil(cn / l.cols / WG), Math.ceil(g / l.rows)];
+      dev.dispatch(kLogits, [p(g, row0, c0, cn), hidden, weight.rows(c0, cn), z], grid);
+    }
+    dev.dispatch(
+      kSample,
+      [p(g, row0, 0, 0), undefined, undefined, z, tokens, logp],
+      dev.grid(g),
+    );
+  }
+  // The pool hands this buffer out again only to work recorded after this point.
+  if (!a.scratch) scratch.dispose();
+}

@@ -1,0 +1,410 @@
+// sampling.wgsl: next-token sampling from last hidden states, fp32; logits never leave the GPU.
+//
+//   logits4x8  z[g, c0 + c] = dot(hidden[row0 + g], wc[c]) for the group rows g in [0, rows)
+//              and the chunk columns c in [0, cn); wc is the block of vocabulary rows
+//              [c0, c0 + cn) of the LM head [V, d], bound as a slice (the 151936 x 896 fp32
+//              head is 544 MB, over the 128 MiB binding limit). One invocation computes 4 rows
+//              x 8 columns from vec4 loads, no workgroup memory; needs d % 4 == 0.
+//   logits1x8  the same for 1 row x 8 columns (groups of 1 or 2 rows: no redundant rows).
+//   logits1    one output per invocation, scalar loads, any d.
+//              bindings: 0 P, 1 hidden [R, d], 2 wc [cn, d], 3 z [rows, vl] (rw)
+//              Tried on llvmpipe (2 shared cores, d = 896, V = 65536, ms incl. the sample pass,
+//              noisy): R = 64: 4x4 1754, 4x8 836-1439, 8x8 1797; R = 8: 4x4 310, 4x8 184-232,
+//              8x8 143-200; R = 1: 4x4 164, 4x8 88-96, 1x8 54-73, 1x16 58. 4x8 won overall,
+//              1x8 for one or two rows. On a GPU these layouts read W uncoalesced (each lane
+//              its own row); a tiled workgroup form would suit it better.
+//   sample    one workgroup of WG lanes per row g. In the max, logsumexp and draw passes
+//             lane l owns the contiguous ids [l * blk, (l + 1) * blk) of [0, vl), so sums run
+//             in ascending id order (within a lane, then over lanes in lane 0); the search
+//             rounds visit ids l, l + WG, ... (counts, and sums that need only a fixed order).
+//             Every reduction has a fixed order, so results are bit-reproducible:
+//               1. m = max z, argmax (lowest id on ties); lse = m + log sum exp(z - m).
+//               2. temperature 0: token = argmax. Otherwise weights w = exp((z - m) / T):
+//               3. top-k: the k-th largest logit t_k, found by a 16-way search over the
+//                  order-preserving u32 key of the fp32 logit (largest key t with
+//                  count(key >= t) >= k; at most 8 rounds of parallel counts). Kept:
+//                  key >= t_k (ties at the threshold all kept, as in Hugging Face's
+//                  TopKLogitsWarper).
+//               4. top-p: among the kept, the largest key t with mass(key >= t) >= p * Z_k
+//                  (Z_k = mass(key >= t_k)), by the same search over parallel mass sums: the
+//                  smallest value-threshold nucleus whose mass reaches p (ties kept).
+//               5. draw: u = uniform(seed, counter, row0 + g); target = u * Z over the kept
+//                  set; the token is the first kept id (ascending) where the running mass
+//                  exceeds the target (lane 0 finds the lane, that lane scans its ids).
+//             logp = z[token] - lse: the unmodified distribution (T = 1, no filtering).
+//             bindings: 0 P, 3 z [rows, vl] (read), 4 tokens [R] u32 (rw), 5 logp [R] (rw)
+// P = { rows, row0, d, vl, c0, cn, topk (0 = off), seed, counter: u32; temperature, topp: f32 }.
+//
+// RNG: counter-based, u = (h >> 8) / 2^24 with h = hash(seed, counter, row) a chain of
+// lowbias32 integer mixes (engine/sampling_ref.ts has the same hash), so a draw depends on
+// (seed, counter, row) only, never on dispatch order.
+//
+// Why a search and not a sort: a sort of 151936 values per row needs workgroup memory far over
+// 32 KiB and many barriers (costly on llvmpipe, a CPU); the search needs one streaming pass per
+// round over the row and two barriers per round (partials written, then lane 0's totals read
+// back with workgroupUniformLoad, which keeps the loop uniform). Each round tests 15 pivots
+// (16-way cut of the key interval, at most 8 rounds) rather than 1 (bisection, up to 32 rounds):
+// at R = 64, V = 151936 the sample pass with top-k 50 took 325 ms against 1160 ms bisecting.
+
+const WG: u32 = 64u;
+// Pivots per round of the threshold searches (16-way).
+const NP: u32 = 15u;
+
+struct P {
+  rows: u32,
+  row0: u32,
+  d: u32,
+  vl: u32,
+  c0: u32,
+  cn: u32,
+  topk: u32,
+  seed: u32,
+  counter: u32,
+  temperature: f32,
+  topp: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> h1: array<f32>;
+@group(0) @binding(1) var<storage, read> h4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> w1: array<f32>;
+@group(0) @binding(2) var<storage, read> w4: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> z_out: array<f32>;
+@group(0) @binding(3) var<storage, read> z: array<f32>;
+@group(0) @binding(4) var<storage, read_write> tokens: array<u32>;
+@group(0) @binding(5) var<storage, read_write> logp: array<f32>;
+
+fn hsum(v: vec4f) -> f32 {
+  return (v.x + v.y) + (v.z + v.w);
+}
+
+// One group row r of the 4-row block: stores its 4 columns that exist.
+fn store4(r: u32, c: u32, a0: vec4f, a1: vec4f, a2: vec4f, a3: vec4f) {
+  if (r >= p.rows) { return; }
+  let o = r * p.vl + p.c0 + c;
+  z_out[o] = hsum(a0);
+  if (c + 1u < p.cn) { z_out[o + 1u] = hsum(a1); }
+  if (c + 2u < p.cn) { z_out[o + 2u] = hsum(a2); }
+  if (c + 3u < p.cn) { z_out[o + 3u] = hsum(a3); }
+}
+
+// 4 rows x 8 columns per invocation (x: 8-column blocks of the chunk, y: 4-row blocks of the
+// group). Rows and columns past the end load a valid neighbour; their stores are skipped.
+@compute @workgroup_size(WG)
+fn logits4x8(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x * 8u;
+  let g = gid.y * 4u;
+  if (c >= p.cn || g >= p.rows) { return; }
+  let d4 = p.d / 4u;
+  let x0 = (p.row0 + g) * d4;
+  let x1 = (p.row0 + min(g + 1u, p.rows - 1u)) * d4;
+  let x2 = (p.row0 + min(g + 2u, p.rows - 1u)) * d4;
+  let x3 = (p.row0 + min(g + 3u, p.rows - 1u)) * d4;
+  var y: array<u32, 8>;
+  for (var j = 0u; j < 8u; j++) { y[j] = min(c + j, p.cn - 1u) * d4; }
+  var a0: array<vec4f, 8>;
+  var a1: array<vec4f, 8>;
+  var a2: array<vec4f, 8>;
+  var a3: array<vec4f, 8>;
+  for (var k = 0u; k < d4; k++) {
+    let h0 = h4[x0 + k];
+    let h1v = h4[x1 + k];
+    let h2 = h4[x2 + k];
+    let h3 = h4[x3 + k];
+    for (var j = 0u; j < 8u; j++) {
+      let b = w4[y[j] + k];
+      a0[j] += h0 * b;
+      a1[j] += h1v * b;
+      a2[j] += h2 * b;
+      a3[j] += h3 * b;
+    }
+  }
+  store4(g, c, a0[0], a0[1], a0[2], a0[3]);
+  store4(g + 1u, c, a1[0], a1[1], a1[2], a1[3]);
+  store4(g + 2u, c, a2[0], a2[1], a2[2], a2[3]);
+  store4(g + 3u, c, a3[0], a3[1], a3[2], a3[3]);
+  if (c + 4u < p.cn) {
+    store4(g, c + 4u, a0[4], a0[5], a0[6], a0[7]);
+    store4(g + 1u, c + 4u, a1[4], a1[5], a1[6], a1[7]);
+    store4(g + 2u, c + 4u, a2[4], a2[5], a2[6], a2[7]);
+    store4(g + 3u, c + 4u, a3[4], a3[5], a3[6], a3[7]);
+  }
+}
+
+// 1 row x 8 columns per invocation, for groups of 1 or 2 rows (x: 8-column blocks, y: rows).
+@compute @workgroup_size(WG)
+fn logits1x8(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x * 8u;
+  let g = gid.y;
+  if (c >= p.cn || g >= p.rows) { return; }
+  let d4 = p.d / 4u;
+  let x0 = (p.row0 + g) * d4;
+  var y: array<u32, 8>;
+  for (var j = 0u; j < 8u; j++) { y[j] = min(c + j, p.cn - 1u) * d4; }
+  var a: array<vec4f, 8>;
+  for (var k = 0u; k < d4; k++) {
+    let h0 = h4[x0 + k];
+    for (var j = 0u; j < 8u; j++) { a[j] += h0 * w4[y[j] + k]; }
+  }
+  store4(g, c, a[0], a[1], a[2], a[3]);
+  if (c + 4u < p.cn) { store4(g, c + 4u, a[4], a[5], a[6], a[7]); }
+}
+
+// x: chunk columns, y: group rows.
+@compute @workgroup_size(WG)
+fn logits1(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  let g = gid.y;
+  if (c >= p.cn || g >= p.rows) { return; }
+  let x = (p.row0 + g) * p.d;
+  let y = c * p.d;
+  var s = 0.0;
+  for (var k = 0u; k < p.d; k++) {
+    s += h1[x + k] * w1[y + k];
+  }
+  z_out[g * p.vl + p.c0 + c] = s;
+}
+
+// ------------------------------------------------------------------------- sample
+
+var<workgroup> part_f: array<f32, WG>;
+var<workgroup> part_u: array<u32, WG>;
+var<workgroup> bc_f: f32;
+var<workgroup> bc_u: u32;
+var<workgroup> part_nu: array<u32, NP * WG>;
+var<workgroup> part_nf: array<f32, NP * WG>;
+var<workgroup> bc_nu: array<u32, NP>;
+var<workgroup> bc_nf: array<f32, NP>;
+
+// Order-preserving map of fp32 to u32: a < b as floats <=> key(a) < key(b) (-0 < +0).
+fn key(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  if ((b & 0x80000000u) != 0u) { return ~b; }
+  return b | 0x80000000u;
+}
+
+// Chris Wellons' lowbias32 integer hash (a bijection on u32).
+fn lowbias32(v: u32) -> u32 {
+  var x = v;
+  x ^= x >> 16u;
+  x *= 0x7feb352du;
+  x ^= x >> 15u;
+  x *= 0x846ca68bu;
+  x ^= x >> 16u;
+  return x;
+}
+
+// Uniform in [0, 1) with 24 bits, from (seed, counter, row) only.
+fn uniform01(seed: u32, counter: u32, row: u32) -> f32 {
+  var h = lowbias32(seed ^ 0x9e3779b9u);
+  h = lowbias32(h ^ counter);
+  h = lowbias32(h ^ row);
+  h = lowbias32(h + 0x6a09e667u);
+  return f32(h >> 8u) * (1.0 / 16777216.0);
+}
+
+// Sum over lanes in lane order; every lane calls it and gets the same (uniform) value.
+fn sum_f(lid: u32, v: f32) -> f32 {
+  part_f[lid] = v;
+  workgroupBarrier();
+  if (lid == 0u) {
+    var s = 0.0;
+    for (var i = 0u; i < WG; i++) { s += part_f[i]; }
+    bc_f = s;
+  }
+  return workgroupUniformLoad(&bc_f);
+}
+
+// Sum of exp((z - m) * inv_t) over this lane's ids with key(z) >= t, ascending.
+fn mass_ge(base: u32, lo: u32, hi: u32, t: u32, m: f32, inv_t: f32) -> f32 {
+  var s = 0.0;
+  for (var v = lo; v < hi; v++) {
+    let x = z[base + v];
+    if (key(x) >= t) { s += exp((x - m) * inv_t); }
+  }
+  return s;
+}
+
+// One round of the 16-way search: the pivots are q_j = a + (j + 1) * step, j < NP (those >= b
+// are ignored). Lane l visits ids l, l + WG, ... (order-insensitive: counts, or sums that only
+// need to be reproducible). Returns per pivot the count of key >= q_j (mass = false) or the
+// mass of key >= q_j (mass = true); every lane gets the same values.
+fn round_counts(lid: u32, base: u32, a: u32, step: u32) -> array<u32, NP> {
+  var c: array<u32, NP>;
+  let q0 = a + step;
+  for (var v = lid; v < p.vl; v += WG) {
+    let k = key(z[base + v]);
+    if (k >= q0) {
+      for (var j = 0u; j < NP; j++) { c[j] += select(0u, 1u, k >= a + (j + 1u) * step); }
+    }
+  }
+  for (var j = 0u; j < NP; j++) { part_nu[j * WG + lid] = c[j]; }
+  workgroupBarrier();
+  if (lid == 0u) {
+    for (var j = 0u; j < NP; j++) {
+      var s = 0u;
+      for (var i = 0u; i < WG; i++) { s += part_nu[j * WG + i]; }
+      bc_nu[j] = s;
+    }
+  }
+  return workgroupUniformLoad(&bc_nu);
+}
+
+fn round_masses(lid: u32, base: u32, a: u32, step: u32, m: f32, inv_t: f32) -> array<f32, NP> {
+  var c: array<f32, NP>;
+  let q0 = a + step;
+  for (var v = lid; v < p.vl; v += WG) {
+    let x = z[base + v];
+    let k = key(x);
+    if (k >= q0) {
+      let e = exp((x - m) * inv_t);
+      for (var j = 0u; j < NP; j++) { c[j] += select(0.0, e, k >= a + (j + 1u) * step); }
+    }
+  }
+  for (var j = 0u; j < NP; j++) { part_nf[j * WG + lid] = c[j]; }
+  workgroupBarrier();
+  if (lid == 0u) {
+    for (var j = 0u; j < NP; j++) {
+      var s = 0.0;
+      for (var i = 0u; i < WG; i++) { s += part_nf[j * WG + i]; }
+      bc_nf[j] = s;
+    }
+  }
+  return workgroupUniformLoad(&bc_nf);
+}
+
+// x * y: rows of the group (2-D over 65535).
+@compute @workgroup_size(WG)
+fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) lid: u32) {
+  let g = wid.x + wid.y * nwg.x;
+  if (g >= p.rows) { return; }
+  let row = p.row0 + g;
+  let base = g * p.vl;
+  let blk = (p.vl + WG - 1u) / WG;
+  let lo = min(lid * blk, p.vl);
+  let hi = min(lo + blk, p.vl);
+
+  // 1. max and argmax (strict > in ascending order keeps the lowest id)
+  var bv = -3.4028235e38;
+  var bi = 0xffffffffu;
+  for (var v = lo; v < hi; v++) {
+    let x = z[base + v];
+    if (bi == 0xffffffffu || x > bv) { bv = x; bi = v; }
+  }
+  part_f[lid] = bv;
+  part_u[lid] = bi;
+  workgroupBarrier();
+  if (lid == 0u) {
+    var mv = part_f[0];
+    var mi = part_u[0];
+    for (var i = 1u; i < WG; i++) {
+      if (part_u[i] != 0xffffffffu && part_f[i] > mv) { mv = part_f[i]; mi = part_u[i]; }
+    }
+    bc_f = mv;
+    bc_u = mi;
+  }
+  let m = workgroupUniformLoad(&bc_f);
+  let amax = workgroupUniformLoad(&bc_u);
+  var se = 0.0;
+  for (var v = lo; v < hi; v++) { se += exp(z[base + v] - m); }
+  let lse = m + log(sum_f(lid, se));
+
+  if (p.temperature == 0.0) {
+    if (lid == 0u) {
+      tokens[row] = amax;
+      logp[row] = z[base + amax] - lse;
+    }
+    return;
+  }
+  let inv_t = 1.0 / p.temperature;
+  let kmax = key(m);
+
+  // 3. top-k threshold: largest key a with count(key >= a) >= k (count(key >= 0) = vl >= k).
+  // Search invariant: pred(a) true, pred(b) false; each round cuts [a, b) 16-fold.
+  var tk = 0u;
+  if (p.topk > 0u && p.topk < p.vl) {
+    var a = 0u;
+    var b = kmax + 1u;
+    loop {
+      if (b - a <= 1u) { break; }
+      let step = max((b - a) / (NP + 1u), 1u);
+      let n = round_counts(lid, base, a, step);
+      var na = a;
+      var nb = b;
+      for (var j = 0u; j < NP; j++) {
+        let q = a + (j + 1u) * step;
+        if (q < b) {
+          if (n[j] >= p.topk) { na = q; } else { nb = min(nb, q); }
+        }
+      }
+      a = na;
+      b = nb;
+    }
+    tk = a;
+  }
+
+  // 4. top-p threshold: largest key a >= tk with mass(key >= a) >= p * mass(key >= tk)
+  var t = tk;
+  if (p.topp < 1.0) {
+    let want = p.topp * sum_f(lid, mass_ge(base, lo, hi, tk, m, inv_t));
+    var a = tk;
+    var b = kmax + 1u;
+    loop {
+      if (b - a <= 1u) { break; }
+      let step = max((b - a) / (NP + 1u), 1u);
+      let s = round_masses(lid, base, a, step, m, inv_t);
+      var na = a;
+      var nb = b;
+      for (var j = 0u; j < NP; j++) {
+        let q = a + (j + 1u) * step;
+        if (q < b) {
+          if (s[j] >= want) { na = q; } else { nb = min(nb, q); }
+        }
+      }
+      a = na;
+      b = nb;
+    }
+    t = a;
+  }
+
+  // 5. inverse-CDF draw over the kept ids in ascending order
+  part_f[lid] = mass_ge(base, lo, hi, t, m, inv_t);
+  workgroupBarrier();
+  if (lid == 0u) {
+    var total = 0.0;
+    for (var i = 0u; i < WG; i++) { total += part_f[i]; }
+    let goal = uniform01(p.seed, p.counter, row) * total;
+    // The first lane whose running mass exceeds the target; else the last lane with mass.
+    var cum = 0.0;
+    var lane = 0u;
+    var pre = 0.0;
+    for (var i = 0u; i < WG; i++) {
+      let s = part_f[i];
+      if (s > 0.0) {
+        lane = i;
+        pre = cum;
+        if (cum + s > goal) { break; }
+      }
+      cum += s;
+    }
+    bc_u = lane;
+    bc_f = goal - pre;
+  }
+  workgroupBarrier();
+  if (lid == bc_u) {
+    let local_target = bc_f;
+    var cum = 0.0;
+    var tok = lo;
+    for (var v = lo; v < hi; v++) {
+      let x = z[base + v];
+      if (key(x) >= t) {
+        tok = v;
+        cum += exp((x - m) * inv_t);
+        if (cum > local_target) { break; }
+      }
+    }
+    tokens[row] = tok;
+    logp[row] = z[base + tok] - lse;
+  }
+}
