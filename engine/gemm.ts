@@ -1,0 +1,127 @@
+/**
+ * Dispatch wrappers for kernels/gemm.wgsl: `matmul` (C = op(A) op(B) (+ bias) (+ C)) and
+ * `sumRows` (column sums, for bias gradients). CPU references: engine/gemm_ref.ts.
+ *
+ * Operands are Tensors or row slices of one (`w.rows(start, count)`), 2-D by their shape:
+ *   A [M, K] (or [K, M] with transA), B [K, N] (or [N, K] with transB), C [M, N], bias [N].
+ * The vec4 kernels run when their layout allows it; anything else takes the strided scalar
+ * kernel, so every shape works.
+ */
+import { type Binding, type Device, params } from "./device.ts";
+import { formatShape, shapeOf, type Tensor, type TensorSlice } from "./tensor.ts";
+
+export interface MatmulOptions {
+  transA?: boolean;
+  transB?: boolean;
+  /** [N], added to every row. */
+  bias?: Tensor;
+  /** Add into C instead of overwriting it. */
+  accumulate?: boolean;
+}
+
+type Operand = Tensor | TensorSlice;
+
+function nameOf(x: Operand): string {
+  return "tensor" in x ? `${x.tensor.name}[${x.start}..${x.start + x.count})` : x.name;
+}
+
+function dims2(op: string, x: Operand, what: string): [number, number] {
+  const s = shapeOf(x);
+  if (s.length !== 2) {
+    throw new RangeError(`${op}: ${what} ${nameOf(x)} ${formatShape(s)} must be 2-D`);
+  }
+  return [s[0], s[1]];
+}
+
+function bufferOf(x: Operand): GPUBuffer {
+  return "tensor" in x ? x.tensor.buffer : x.buffer;
+}
+
+/** C[M, N] = op(A) op(B) (+ bias) (+ C). Records the dispatch; nothing is submitted. */
+export function matmul(
+  dev: Device,
+  a: Operand,
+  b: Operand,
+  c: Operand,
+  opts: MatmulOptions = {},
+): void {
+  const op = "matmul";
+  const [a0, a1] = dims2(op, a, "A");
+  const [b0, b1] = dims2(op, b, "B");
+  const [c0, c1] = dims2(op, c, "C");
+  const ta = !!opts.transA, tb = !!opts.transB;
+  const [m, k] = ta ? [a1, a0] : [a0, a1];
+  const [kb, n] = tb ? [b1, b0] : [b0, b1];
+  if (k !== kb || c0 !== m || c1 !== n) {
+    throw new RangeError(
+      `${op}: op(A) of ${nameOf(a)} ${formatShape([a0, a1])}${ta ? "^T" : ""} is [${m}, ${k}], ` +
+        `op(B) of ${nameOf(b)} ${formatShape([b0, b1])}${tb ? "^T" : ""} is [${kb}, ${n}], ` +
+        `C ${nameOf(c)} is ${formatShape([c0, c1])}`,
+    );
+  }
+  if (opts.bias && opts.bias.size !== n) {
+    throw new RangeError(
+      `${op}: bias ${opts.bias.name} ${formatShape(opts.bias.shape)} must have ${n} elements`,
+    );
+  }
+  const cb = bufferOf(c);
+  if (cb === bufferOf(a) || cb === bufferOf(b) || (opts.bias && opts.bias.buffer === cb)) {
+    throw new RangeError(`${op}: C ${nameOf(c)} shares a buffer with an input`);
+  }
+  if (m === 0 || n === 0) return;
+  if (k === 0) {
+    if (!opts.accumulate && !opts.bias) {
+      // op(A) op(B) is all zeros: C = 0 (or C unchanged when accumulating).
+      if ("tensor" in c) throw new RangeError(`${op}: K = 0 into a slice is not supported`);
+      dev.clear(c);
+      return;
+    }
+  }
+  let entry: string;
+  if (!ta && tb && k % 4 === 0) entry = "gemm_nt4";
+  else if (!ta && !tb && k % 4 === 0 && n % 4 === 0) entry = "gemm_nn4";
+  else if (ta && !tb && m % 4 === 0 && n % 4 === 0) entry = "gemm_tn4";
+  else entry = "gemm_any";
+  // Strides of A(m, k) and B(k, n) for gemm_any.
+  const [sam, sak] = ta ? [1, m] : [k, 1];
+  const [sbk, sbn] = tb ? [1, k] : [n, 1];
+  const flags = (opts.accumulate ? 1 : 0) | (opts.bias ? 2 : 0);
+  const p = params().u32(m).u32(n).u32(k).u32(flags).u32(sam).u32(sak).u32(sbk).u32(sbn);
+  const bindings: (Binding | undefined)[] = [p, a, b, c, opts.bias ?? dummyBias(dev)];
+  const gx = Math.ceil(n / 32), gy = Math.ceil(m / 32);
+  dev.dispatch(dev.kernel("gemm", entry), bindings, [gx, gy]);
+}
+
+const dummies = new WeakMap<Device, Tensor>();
+function dummyBias(dev: Device): Tensor {
+  let t = dummies.get(dev);
+  if (!t || t.disposed) {
+    t = dev.zeros("gemm.no_bias", [4]);
+    dummies.set(dev, t);
+  }
+  return t;
+}
+
+/** out[n] = sum_m x[m, n] (+ out with `accumulate`), rows summed in order (deterministic). */
+export function sumRows(
+  dev: Device,
+  x: Tensor,
+  out: Tensor,
+  opts: { accumulate?: boolean } = {},
+): void {
+  const op = "sumRows";
+  if (x.shape.length < 1) throw new RangeError(`${op}: ${x.name} must have a shape`);
+  const n = x.shape[x.shape.length - 1];
+  const m = n === 0 ? 0 : x.size / n;
+  if (out.size !== n) {
+    throw new RangeError(
+      `${op}: out ${out.name} ${
+        formatShape(out.shape)
+      } must have ${n} elements (columns of ${x.name} ${formatShape(x.shape)})`,
+    );
+  }
+  if (out.buffer === x.buffer) throw new RangeError(`${op}: out shares a buffer with x`);
+  if (n === 0) return;
+  const p = params().u32(m).u32(n).u32(0).u32(opts.accumulate ? 1 : 0).u32(0).u32(0).u32(0).u32(0);
+  dev.dispatch(dev.kernel("gemm", "sum_rows"), [p, x, undefined, out], dev.grid(Math.ceil(n / 64)));
+}

@@ -1,0 +1,151 @@
+/**
+ * The fused LM head + log-softmax (kernels/vocab_head.wgsl with gemm.wgsl): from hidden states
+ * [N, d] and the vocabulary matrix W [V, d], per row logp(target), logsumexp and entropy, and the
+ * backward to d hidden and dW, streaming W in chunks of rows (the 151936 x 896 fp32 matrix is
+ * 544 MB, more than one 128 MiB binding). Memory beyond inputs and outputs: one [N, C] chunk of
+ * logits (C = chunk rows) and [N] x 16 bytes of running state; never [N, V].
+ * CPU reference: engine/vocab_head_ref.ts.
+ */
+import { type Device, params } from "./device.ts";
+import { matmul } from "./gemm.ts";
+import { formatShape, type Tensor } from "./tensor.ts";
+
+export interface HeadForwardArgs {
+  hidden: Tensor; // [N, d]
+  weight: Tensor; // [V, d]
+  targets: Tensor<"u32">; // [N], 0xFFFFFFFF = no target
+  logp: Tensor; // [N] written
+  lse: Tensor; // [N] written
+  entropy?: Tensor; // [N] written when given
+  /** Vocabulary rows per chunk (a multiple of 64; default 8192, capped by the binding size). */
+  chunkRows?: number;
+}
+
+export interface HeadBackwardArgs {
+  hidden: Tensor;
+  weight: Tensor;
+  targets: Tensor<"u32">;
+  /** The forward's logsumexp. */
+  lse: Tensor;
+  /** d loss / d logp [N]. */
+  dlogp: Tensor;
+  /** [N, d]: overwritten (or added to with accumulateHidden). */
+  dhidden: Tensor;
+  /** [V, d]: always added to (the tied embedding's gradient may already hold a part). */
+  dweight: Tensor;
+  accumulateHidden?: boolean;
+  chunkRows?: number;
+}
+
+function dimsOf(
+  op: string,
+  hidden: Tensor,
+  weight: Tensor,
+  targets: Tensor,
+): [number, number, number] {
+  if (hidden.shape.length !== 2 || weight.shape.length !== 2) {
+    throw new RangeError(
+      `${op}: hidden ${hidden.name} ${formatShape(hidden.shape)} and weight ${weight.name} ${
+        formatShape(weight.shape)
+      } must be 2-D`,
+    );
+  }
+  const [n, d] = hidden.shape;
+  const [v, dw] = weight.shape;
+  if (d !== dw) {
+    throw new RangeError(
+      `${op}: hidden ${hidden.name} ${formatShape(hidden.shape)} and weight ${weight.name} ${
+        formatShape(weight.shape)
+      } differ in the model dimension`,
+    );
+  }
+  if (targets.size !== n || targets.dtype !== "u32") {
+    throw new RangeError(`${op}: targets ${targets.name} must be u32 [${n}]`);
+  }
+  return [n, d, v];
+}
+
+function vec(op: string, t: Tensor, n: number, what: string): void {
+  if (t.size !== n) {
+    throw new RangeError(
+      `${op}: ${what} ${t.name} ${formatShape(t.shape)} must have ${n} elements`,
+    );
+  }
+}
+
+function chunkOf(dev: Device, n: number, d: number, v: number, requested?: number): number {
+  const limit = Math.floor(dev.limits.maxStorageBufferBindingSize / 4);
+  let c = requested ?? 8192;
+  if (c % 64 !== 0 || c <= 0) {
+    throw new RangeError(`chunkRows ${c} must be a positive multiple of 64`);
+  }
+  while (c > 64 && (c * Math.max(n, d) > limit)) c -= 64;
+  return Math.min(c, Math.ceil(v / 64) * 64);
+}
+
+/** Forward: logp, lse (and entropy) per row. Records work; nothing is submitted. */
+export function lmHeadForward(dev: Device, a: HeadForwardArgs): void {
+  const op = "lmHeadForward";
+  const [n, d, v] = dimsOf(op, a.hidden, a.weight, a.targets);
+  vec(op, a.logp, n, "logp");
+  vec(op, a.lse, n, "lse");
+  if (a.entropy) vec(op, a.entropy, n, "entropy");
+  if (n === 0) return;
+  const c = chunkOf(dev, n, d, v, a.chunkRows);
+  const scratch = dev.empty("lm_head.logits_chunk", [n, c]);
+  const state = dev.empty("lm_head.state", [n, 4]);
+  const rowsGrid = dev.grid(Math.ceil(n / 64));
+  for (let v0 = 0; v0 < v; v0 += c) {
+    const cc = Math.min(c, v - v0);
+    const sView = { ...scratch.slice(0, n * cc), shape: [n, cc] };
+    matmul(dev, a.hidden, a.weight.rows(v0, cc), sView, { transB: true });
+    const p = params().u32(n).u32(cc).u32(v0).u32(v0 === 0 ? 1 : 0);
+    dev.dispatch(dev.kernel("vocab_head", "fold"), [p, sView, a.targets, state], rowsGrid);
+  }
+  const ent = a.entropy ?? dev.empty("lm_head.entropy_unused", [n]);
+  const p = params().u32(n).u32(0).u32(0).u32(0);
+  dev.dispatch(
+    dev.kernel("vocab_head", "finish"),
+    [p, undefined, a.targets, state, a.logp, a.lse, ent],
+    rowsGrid,
+  );
+  if (!a.entropy) ent.dispose();
+  scratch.dispose();
+  state.dispose();
+}
+
+/**
+ * Backward from dlogp: dlogits = dlogp * (onehot(target) - softmax), recomputed chunk by chunk;
+ * dhidden = dlogits W, dW += dlogits^T hidden (each in a fixed order: deterministic).
+ */
+export function lmHeadBackward(dev: Device, a: HeadBackwardArgs): void {
+  const op = "lmHeadBackward";
+  const [n, d, v] = dimsOf(op, a.hidden, a.weight, a.targets);
+  vec(op, a.lse, n, "lse");
+  vec(op, a.dlogp, n, "dlogp");
+  vec(op, a.dhidden, n * d, "dhidden");
+  vec(op, a.dweight, v * d, "dweight");
+  if (a.dweight.buffer === a.weight.buffer || a.dhidden.buffer === a.hidden.buffer) {
+    throw new RangeError(`${op}: gradients must not share buffers with their inputs`);
+  }
+  if (n === 0) return;
+  const c = chunkOf(dev, n, d, v, a.chunkRows);
+  const scratch = dev.empty("lm_head.dlogits_chunk", [n, c]);
+  const dh = a.dhidden.reshape([n, d]);
+  const dw = a.dweight.reshape([v, d]);
+  for (let v0 = 0; v0 < v; v0 += c) {
+    const cc = Math.min(c, v - v0);
+    const sView = { ...scratch.slice(0, n * cc), shape: [n, cc] };
+    const wc = a.weight.rows(v0, cc);
+    matmul(dev, a.hidden, wc, sView, { transB: true });
+    const p = params().u32(n).u32(cc).u32(v0).u32(0);
+    dev.dispatch(
+      dev.kernel("vocab_head", "dlogits"),
+      [p, sView, a.targets, undefined, undefined, a.lse, undefined, a.dlogp],
+      dev.grid(Math.ceil((n * cc) / 64)),
+    );
+    matmul(dev, sView, wc, dh, { accumulate: v0 > 0 || !!a.accumulateHidden });
+    matmul(dev, sView, a.hidden, dw.rows(v0, cc), { transA: true, accumulate: true });
+  }
+  scratch.dispose();
+}

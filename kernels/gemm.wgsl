@@ -1,0 +1,159 @@
+// gemm.wgsl: C[M, N] = op(A) op(B) (+ bias[N]) (+ C when accumulating), fp32, row-major.
+//
+// op(A) is A [M, K] or, transposed, A stored [K, M]; op(B) is B [K, N] or, transposed, B stored
+// [N, K]. The model uses three of the four layouts:
+//   y = x W^T + b        "nt"  A [M, K], B [N, K]: both operands contiguous along K
+//   dx = dy W            "nn"  A [M, K], B [K, N]
+//   dW += dy^T x         "tn"  A [K, M], B [K, N]: both contiguous along M / N
+// Entry points (one invocation = one 4 x 4 block of C; workgroup 8 x 8 invocations = 32 x 32):
+//   gemm_nt4   vec4 loads along K (needs K % 4 == 0): 8 vec4 loads per 64 FMAs
+//   gemm_nn4   vec4 loads along K of A and along N of B (needs K % 4 == 0, N % 4 == 0)
+//   gemm_tn4   vec4 loads along M of A and along N of B (needs M % 4 == 0, N % 4 == 0)
+//   gemm_any   scalar loads through strides, any layout and size (the fallback)
+//   sum_rows   out[n] (+)= sum_m x[m, n], one invocation per column, rows in order
+// Bindings: 0 P, 1 A, 2 B, 3 C (read_write), 4 bias (bound only with FLAG_BIAS; a dummy
+// otherwise). Rows / columns past M / N are clamped on load and masked on store, so any M, N
+// works. Every output element sums its K terms in increasing k: results are deterministic.
+// Why no workgroup memory: on llvmpipe (a CPU) barriers and shared tiles cost more than the
+// cache reuse they buy; register blocking with vec4 loads is the fast form there. A GPU build
+// would want shared-memory tiles (not written yet).
+
+struct P {
+  m: u32,
+  n: u32,
+  k: u32,
+  flags: u32, // bit 0: accumulate into C, bit 1: add bias
+  // strides of gemm_any: A(m, k) = a[m * sam + k * sak], B(k, n) = b[k * sbk + n * sbn]
+  sam: u32,
+  sak: u32,
+  sbk: u32,
+  sbn: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> a4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4f>;
+@group(0) @binding(1) var<storage, read> a1: array<f32>;
+@group(0) @binding(2) var<storage, read> b1: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+fn store(row0: u32, col0: u32, acc: array<vec4f, 4>) {
+  for (var i = 0u; i < 4u; i++) {
+    let r = row0 + i;
+    if (r >= p.m) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let col = col0 + j;
+      if (col >= p.n) { break; }
+      var v = acc[i][j];
+      if ((p.flags & 2u) != 0u) { v += bias[col]; }
+      let idx = r * p.n + col;
+      if ((p.flags & 1u) != 0u) { v += c[idx]; }
+      c[idx] = v;
+    }
+  }
+}
+
+@compute @workgroup_size(8, 8)
+fn gemm_nt4(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 4u;
+  let col0 = gid.x * 4u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  let k4 = p.k / 4u;
+  var ra: array<u32, 4>;
+  var rb: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    ra[i] = min(row0 + i, p.m - 1u) * k4;
+    rb[i] = min(col0 + i, p.n - 1u) * k4;
+  }
+  var acc: array<vec4f, 4>;
+  for (var kk = 0u; kk < k4; kk++) {
+    let b0 = b4[rb[0] + kk];
+    let b1v = b4[rb[1] + kk];
+    let b2 = b4[rb[2] + kk];
+    let b3 = b4[rb[3] + kk];
+    for (var i = 0u; i < 4u; i++) {
+      let av = a4[ra[i] + kk];
+      acc[i] += vec4f(dot(av, b0), dot(av, b1v), dot(av, b2), dot(av, b3));
+    }
+  }
+  store(row0, col0, acc);
+}
+
+@compute @workgroup_size(8, 8)
+fn gemm_nn4(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 4u;
+  let col0 = gid.x * 4u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  let k4 = p.k / 4u;
+  let n4 = p.n / 4u;
+  let cb = col0 / 4u;
+  var ra: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) { ra[i] = min(row0 + i, p.m - 1u) * k4; }
+  var acc: array<vec4f, 4>;
+  for (var kk = 0u; kk < k4; kk++) {
+    let base = kk * 4u * n4 + cb;
+    let b0 = b4[base];
+    let b1v = b4[base + n4];
+    let b2 = b4[base + 2u * n4];
+    let b3 = b4[base + 3u * n4];
+    for (var i = 0u; i < 4u; i++) {
+      let av = a4[ra[i] + kk];
+      acc[i] += av.x * b0 + av.y * b1v + av.z * b2 + av.w * b3;
+    }
+  }
+  store(row0, col0, acc);
+}
+
+@compute @workgroup_size(8, 8)
+fn gemm_tn4(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 4u;
+  let col0 = gid.x * 4u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  let m4 = p.m / 4u;
+  let n4 = p.n / 4u;
+  let ab = row0 / 4u;
+  let cb = col0 / 4u;
+  var acc: array<vec4f, 4>;
+  for (var kk = 0u; kk < p.k; kk++) {
+    let av = a4[kk * m4 + ab];
+    let bv = b4[kk * n4 + cb];
+    acc[0] += av.x * bv;
+    acc[1] += av.y * bv;
+    acc[2] += av.z * bv;
+    acc[3] += av.w * bv;
+  }
+  store(row0, col0, acc);
+}
+
+@compute @workgroup_size(8, 8)
+fn gemm_any(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 4u;
+  let col0 = gid.x * 4u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  var ra: array<u32, 4>;
+  var rb: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    ra[i] = min(row0 + i, p.m - 1u) * p.sam;
+    rb[i] = min(col0 + i, p.n - 1u) * p.sbn;
+  }
+  var acc: array<vec4f, 4>;
+  for (var kk = 0u; kk < p.k; kk++) {
+    let oa = kk * p.sak;
+    let ob = kk * p.sbk;
+    let bv = vec4f(b1[ob + rb[0]], b1[ob + rb[1]], b1[ob + rb[2]], b1[ob + rb[3]]);
+    for (var i = 0u; i < 4u; i++) { acc[i] += a1[ra[i] + oa] * bv; }
+  }
+  store(row0, col0, acc);
+}
+
+// x [M, N] bound at 1 (a1), out [N] at 3 (c). p.m rows, p.n columns, flags bit 0 accumulate.
+@compute @workgroup_size(64)
+fn sum_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let col = gid.x + gid.y * nwg.x * 64u;
+  if (col >= p.n) { return; }
+  var s = 0.0;
+  for (var r = 0u; r < p.m; r++) { s += a1[r * p.n + col]; }
+  if ((p.flags & 1u) != 0u) { s += c[col]; }
+  c[col] = s;
+}

@@ -1,0 +1,126 @@
+import assert from "node:assert/strict";
+import type { Device } from "../engine/device.ts";
+import { matmul, sumRows } from "../engine/gemm.ts";
+import { matmulRef, sumRowsRef } from "../engine/gemm_ref.ts";
+import { Rng } from "../engine/rng.ts";
+import { assertClose, finiteDiff, gpuTest, testDevice } from "./util.ts";
+
+function test(name: string, fn: (dev: Device) => Promise<void>): void {
+  Deno.test(name, gpuTest, async () => fn(await testDevice()));
+}
+
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [5, 7, 3],
+  [4, 8, 12],
+  [33, 17, 65],
+  [64, 64, 64],
+  [37, 20, 36],
+];
+
+for (const transA of [false, true]) {
+  for (const transB of [false, true]) {
+    test(
+      `matmul() matches the CPU reference with transA=${transA} transB=${transB}, bias and accumulate`,
+      async (dev) => {
+        const rng = new Rng(1 + Number(transA) * 2 + Number(transB));
+        for (const [m, k, n] of SHAPES) {
+          const a = rng.normals(m * k), b = rng.normals(k * n), bias = rng.normals(n);
+          const c0 = rng.normals(m * n);
+          const ta = dev.upload("a", a, transA ? [k, m] : [m, k]);
+          const tb = dev.upload("b", b, transB ? [n, k] : [k, n]);
+          const tbias = dev.upload("bias", bias, [n]);
+          for (
+            const [useBias, acc] of [[false, false], [true, false], [false, true], [true, true]]
+          ) {
+            const tc = dev.upload("c", c0, [m, n]);
+            matmul(dev, ta, tb, tc, {
+              transA,
+              transB,
+              bias: useBias ? tbias : undefined,
+              accumulate: acc,
+            });
+            const want = matmulRef(a, b, m, k, n, {
+              transA,
+              transB,
+              bias: useBias ? bias : undefined,
+              c0: acc ? c0 : undefined,
+            });
+            // K-term fp32 sums of unit normals.
+            assertClose(await tc.read(), want, {
+              atol: 1e-5 * Math.sqrt(k) * 4,
+              rtol: 1e-5,
+              label: `[${m},${k},${n}] bias=${useBias} acc=${acc}`,
+            });
+            tc.dispose();
+          }
+          for (const t of [ta, tb, tbias]) t.dispose();
+        }
+      },
+    );
+  }
+}
+
+test("matmul() reads row slices of a larger matrix (vocabulary chunks)", async (dev) => {
+  const rng = new Rng(9);
+  const m = 5, k = 64, rows = 40;
+  const x = rng.normals(m * k), w = rng.normals(rows * k);
+  const tx = dev.upload("x", x, [m, k]), tw = dev.upload("w", w, [rows, k]);
+  const tc = dev.empty("c", [m, 12]);
+  matmul(dev, tx, tw.rows(8, 12), tc, { transB: true });
+  const want = matmulRef(x, w.subarray(8 * k, 20 * k), m, k, 12, { transB: true });
+  assertClose(await tc.read(), want, { atol: 1e-4, rtol: 1e-5 });
+});
+
+test("matmul gradients dA = dC B^T and dB = A^T dC match finite differences", async (dev) => {
+  const rng = new Rng(11);
+  const m = 6, k = 8, n = 5;
+  const a = Float64Array.from(rng.normals(m * k)), b = Float64Array.from(rng.normals(k * n));
+  const dc = rng.normals(m * n);
+  const loss = (av: Float64Array, bv: Float64Array) => {
+    const c = matmulRef(av, bv, m, k, n);
+    return c.reduce((s, x, i) => s + x * dc[i], 0);
+  };
+  const ta = dev.upload("a", Float32Array.from(a), [m, k]);
+  const tb = dev.upload("b", Float32Array.from(b), [k, n]);
+  const tdc = dev.upload("dc", dc, [m, n]);
+  const da = dev.empty("da", [m, k]), db = dev.empty("db", [k, n]);
+  matmul(dev, tdc, tb, da, { transB: true });
+  matmul(dev, ta, tdc, db, { transA: true });
+  assertClose(await da.read(), finiteDiff((x) => loss(x, b), a), { atol: 1e-4, rtol: 1e-4 });
+  assertClose(await db.read(), finiteDiff((x) => loss(a, x), b), { atol: 1e-4, rtol: 1e-4 });
+});
+
+test("sumRows() matches the CPU reference and accumulates", async (dev) => {
+  const rng = new Rng(12);
+  for (const [m, n] of [[1, 1], [7, 13], [130, 70]]) {
+    const x = rng.normals(m * n), o0 = rng.normals(n);
+    const tx = dev.upload("x", x, [m, n]);
+    const to = dev.upload("o", o0, [n]);
+    sumRows(dev, tx, to, { accumulate: true });
+    const want = sumRowsRef(x, m, n).map((v, i) => v + o0[i]);
+    assertClose(await to.read(), want, { atol: 1e-4, rtol: 1e-5, label: `[${m},${n}]` });
+    sumRows(dev, tx, to);
+    assertClose(await to.read(), sumRowsRef(x, m, n), { atol: 1e-4, rtol: 1e-5 });
+  }
+});
+
+test("matmul() run twice gives identical bits", async (dev) => {
+  const rng = new Rng(13);
+  const a = dev.upload("a", rng.normals(50 * 36), [50, 36]);
+  const b = dev.upload("b", rng.normals(36 * 20), [20, 36]);
+  const c1 = dev.empty("c1", [50, 20]), c2 = dev.empty("c2", [50, 20]);
+  matmul(dev, a, b, c1, { transB: true });
+  matmul(dev, a, b, c2, { transB: true });
+  const [x, y] = [await c1.read(), await c2.read()];
+  assert.deepEqual(new Uint32Array(x.buffer), new Uint32Array(y.buffer));
+});
+
+test("matmul() names the tensors when shapes do not match", (dev) => {
+  const a = dev.empty("acts", [4, 8]),
+    b = dev.empty("weight", [8, 5]),
+    c = dev.empty("out", [4, 6]);
+  assert.throws(() => matmul(dev, a, b, c), /weight/);
+  assert.throws(() => matmul(dev, a, b, a), RangeError);
+  return Promise.resolve();
+});

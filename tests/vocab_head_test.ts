@@ -1,0 +1,129 @@
+import assert from "node:assert/strict";
+import type { Device } from "../engine/device.ts";
+import { Rng } from "../engine/rng.ts";
+import { lmHeadBackward, lmHeadForward } from "../engine/vocab_head.ts";
+import { lmHeadBackwardRef, lmHeadForwardRef, NO_TARGET_REF } from "../engine/vocab_head_ref.ts";
+import { assertClose, finiteDiff, gpuTest, testDevice } from "./util.ts";
+
+function test(name: string, fn: (dev: Device) => Promise<void>): void {
+  Deno.test(name, gpuTest, async () => fn(await testDevice()));
+}
+
+function problem(seed: number, n: number, d: number, v: number) {
+  const rng = new Rng(seed);
+  const hidden = rng.normals(n * d, 0.5), weight = rng.normals(v * d, 0.5);
+  const targets = Uint32Array.from(
+    { length: n },
+    (_, i) => (i % 3 === 2 ? NO_TARGET_REF : rng.int(v)),
+  );
+  const dlogp = rng.normals(n);
+  return { hidden, weight, targets, dlogp };
+}
+
+for (
+  const [n, d, v, chunk] of [[7, 16, 1000, 64], [5, 12, 130, 64], [3, 8, 333, 128], [
+    9,
+    32,
+    4096,
+    8192,
+  ]]
+) {
+  test(`lmHeadForward() matches the reference for N=${n} d=${d} V=${v} in chunks of ${chunk}`, async (dev) => {
+    const x = problem(n + d + v, n, d, v);
+    const h = dev.upload("hidden", x.hidden, [n, d]);
+    const w = dev.upload("weight", x.weight, [v, d]);
+    const t = dev.upload("targets", x.targets, [n], "u32");
+    const logp = dev.empty("logp", [n]), lse = dev.empty("lse", [n]), ent = dev.empty("ent", [n]);
+    lmHeadForward(dev, {
+      hidden: h,
+      weight: w,
+      targets: t,
+      logp,
+      lse,
+      entropy: ent,
+      chunkRows: chunk,
+    });
+    const ref = lmHeadForwardRef(x.hidden, x.weight, x.targets, n, d, v);
+    assertClose(await logp.read(), ref.logp, { atol: 2e-5, rtol: 1e-5, label: "logp" });
+    assertClose(await lse.read(), ref.lse, { atol: 2e-5, rtol: 1e-5, label: "lse" });
+    assertClose(await ent.read(), ref.entropy, { atol: 2e-5, rtol: 1e-5, label: "entropy" });
+  });
+
+  test(`lmHeadBackward() matches the reference for N=${n} d=${d} V=${v} in chunks of ${chunk}`, async (dev) => {
+    const x = problem(n * d + v, n, d, v);
+    const h = dev.upload("hidden", x.hidden, [n, d]);
+    const w = dev.upload("weight", x.weight, [v, d]);
+    const t = dev.upload("targets", x.targets, [n], "u32");
+    const dl = dev.upload("dlogp", x.dlogp, [n]);
+    const logp = dev.empty("logp", [n]), lse = dev.empty("lse", [n]);
+    lmHeadForward(dev, { hidden: h, weight: w, targets: t, logp, lse, chunkRows: chunk });
+    const dh = dev.empty("dh", [n, d]);
+    const dw0 = new Rng(5).normals(v * d);
+    const dw = dev.upload("dw", dw0, [v, d]);
+    lmHeadBackward(dev, {
+      hidden: h,
+      weight: w,
+      targets: t,
+      lse,
+      dlogp: dl,
+      dhidden: dh,
+      dweight: dw,
+      chunkRows: chunk,
+    });
+    const ref = lmHeadBackwardRef(x.hidden, x.weight, x.targets, x.dlogp, n, d, v);
+    assertClose(await dh.read(), ref.dhidden, { atol: 1e-5, rtol: 1e-4, label: "dhidden" });
+    // dweight accumulates onto what it held.
+    assertClose(await dw.read(), ref.dweight.map((g, i) => g + dw0[i]), {
+      atol: 1e-5,
+      rtol: 1e-4,
+      label: "dweight",
+    });
+  });
+}
+
+test("the CPU head backward matches finite differences of the CPU forward", () => {
+  const n = 3, d = 4, v = 9;
+  const x = problem(77, n, d, v);
+  const f = (hid: ArrayLike<number>, wt: ArrayLike<number>) => {
+    const r = lmHeadForwardRef(hid, wt, x.targets, n, d, v);
+    return r.logp.reduce((s, lp, i) => s + lp * x.dlogp[i], 0);
+  };
+  const g = lmHeadBackwardRef(x.hidden, x.weight, x.targets, x.dlogp, n, d, v);
+  const h64 = Float64Array.from(x.hidden), w64 = Float64Array.from(x.weight);
+  assertClose(g.dhidden, finiteDiff((h) => f(h, w64), h64), { atol: 1e-6, rtol: 1e-5 });
+  assertClose(g.dweight, finiteDiff((w) => f(h64, w), w64), { atol: 1e-6, rtol: 1e-5 });
+  return Promise.resolve();
+});
+
+test("lmHeadForward() run twice gives identical bits", async (dev) => {
+  const n = 6, d = 8, v = 300;
+  const x = problem(3, n, d, v);
+  const h = dev.upload("hidden", x.hidden, [n, d]);
+  const w = dev.upload("weight", x.weight, [v, d]);
+  const t = dev.upload("targets", x.targets, [n], "u32");
+  const run = async () => {
+    const logp = dev.empty("logp", [n]), lse = dev.empty("lse", [n]);
+    lmHeadForward(dev, { hidden: h, weight: w, targets: t, logp, lse, chunkRows: 64 });
+    return [await logp.read(), await lse.read()];
+  };
+  const [a, b] = [await run(), await run()];
+  assert.deepEqual(new Uint32Array(a[0].buffer), new Uint32Array(b[0].buffer));
+  assert.deepEqual(new Uint32Array(a[1].buffer), new Uint32Array(b[1].buffer));
+});
+
+test("lmHeadForward() names the tensors on a dimension mismatch", (dev) => {
+  const h = dev.empty("hidden", [4, 8]), w = dev.empty("vocab", [10, 6]);
+  const t = dev.zeros("targets", [4], "u32");
+  assert.throws(
+    () =>
+      lmHeadForward(dev, {
+        hidden: h,
+        weight: w,
+        targets: t,
+        logp: dev.empty("a", [4]),
+        lse: dev.empty("b", [4]),
+      }),
+    /vocab/,
+  );
+  return Promise.resolve();
+});
