@@ -77,8 +77,8 @@ export interface StepLog {
 }
 
 export interface PhaseHooks {
-  /** After every step, with the metrics row (already holding `step`). */
-  onStep?: (log: StepLog) => Promise<void> | void;
+  /** After every step, with the metrics row; returning true stops the phase there. */
+  onStep?: (log: StepLog) => Promise<boolean | void> | boolean | void;
   /** Sampling progress inside a step (RL). */
   onGenerate?: (step: number, active: number) => void;
 }
@@ -307,6 +307,6 @@ export async function runPhase<P>(
       "timing/backward": out.timing.backward,
       "timing/optimizer": out.timing.optimizer,
     };
-    await hooks.onStep?.({ step, metrics });
+    if (await hooks.onStep?.({ step, metrics })) return;
   }
 }

@@ -63,6 +63,11 @@ export const FIELDS = {
   adamEps: { type: "number", default: 1e-8, help: "" },
   clipNorm: { type: "number", default: 1.0, help: "global gradient-norm clip" },
   checkpointEvery: { type: "integer", default: 50, help: "steps between checkpoints" },
+  stopAfter: {
+    type: "integer",
+    default: 0,
+    help: "stop (with a checkpoint) after this global step; 0 = run to the end",
+  },
   evalProblems: { type: "integer", default: 100, help: "held-out problems for pass@1" },
   countdownNumbers: { type: "integer", default: 3, help: "numbers per Countdown problem" },
   trainProblems: { type: "integer", default: 2000, help: "generated training problems" },

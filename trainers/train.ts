@@ -144,6 +144,13 @@ function countdownPairs(task: Task<Problem>, problems: Problem[], tok: Tokenizer
   return pairs;
 }
 
+/** Thrown to end a run early at `--stop-after` (a checkpoint has been written). */
+class StopRun extends Error {
+  constructor(readonly step: number) {
+    super(`stopped after step ${step}`);
+  }
+}
+
 interface Ctx {
   c: RunConfig;
   dev: Device;
@@ -195,10 +202,12 @@ async function trainPhase<P>(
       const g = offset + step;
       ctx.metrics.write({ step: g, phase, ...metrics });
       bar.update(step, { loss: metrics.loss, reward: metrics.reward });
-      if (step % ctx.c.checkpointEvery === 0 || step === o.steps) {
+      const stop = ctx.c.stopAfter > 0 && g >= ctx.c.stopAfter;
+      if (step % ctx.c.checkpointEvery === 0 || step === o.steps || stop) {
         await saveCheckpoint(ctx.runDir, g, phase, ctx.model, opt, { step: g });
         renderReport(ctx.runDir);
       }
+      if (stop) throw new StopRun(g);
     },
   });
   bar.finish();
@@ -383,6 +392,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (c.trainer === "default") await defaultRun(ctx, resume);
     else await singleRun(ctx, resume);
+  } catch (e) {
+    if (!(e instanceof StopRun)) throw e;
+    console.log(`${e.message} (--stop-after); continue with --resume`);
   } finally {
     ctx.metrics.close();
     ctx.evals.close();
