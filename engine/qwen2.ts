@@ -154,16 +154,27 @@ export interface ForwardOptions {
   train?: boolean;
   /** Keep only each block's input and recompute the block in backward. */
   recompute?: boolean;
+  /**
+   * Per sequence, one value per target position (length T_b - 1): the LM head runs only where
+   * it is > 0 (e.g. the completion mask of a training batch); log-probs elsewhere read as 0.
+   * Default: every position that has a target.
+   */
+  rows?: readonly ArrayLike<number>[];
 }
 
 /** What `forward` leaves for `backward` (and the outputs). */
 export interface ForwardState {
   batch: PackedBatch;
-  /** [N] log p of each packed token's target (0 at each sequence's last token). */
+  /** Packed positions the LM head ran on (increasing). */
+  headRows: number[];
+  /** [R] log p of the target at each head row. */
   logp: Tensor;
-  /** [N] logsumexp of each position's logits. */
+  /** [R] logsumexp of each head row's logits. */
   lse: Tensor;
   entropy?: Tensor;
+  /** Final hidden states [R, d] and targets [R] of the head rows (kept for backward). */
+  headHidden?: Tensor;
+  headTargets: Tensor<"u32">;
   /** Per-layer activations (only inputs when recomputing); empty for inference. */
   acts: Acts[];
   /** Input of the final norm [N, d], its rstd and the normed hidden states. */
@@ -543,13 +554,56 @@ export class Qwen2 {
     const recompute = !!opts.recompute;
     const keep = opts.train ? (recompute ? "inputs" : "all") : "none";
     const { acts, xL, rstdF, hidden } = this.#trunk(batch, keep);
-    const logp = dev.empty("logp", [n]);
-    const lse = dev.empty("logp.lse", [n]);
-    const entropy = opts.entropy ? dev.empty("entropy", [n]) : undefined;
-    lmHeadForward(dev, { hidden, weight: this.head, targets: batch.targets, logp, lse, entropy });
-    const state: ForwardState = { batch, logp, lse, entropy, acts, recompute };
-    if (opts.train) Object.assign(state, { xL, rstdF, hidden });
-    else for (const t of [xL, rstdF, hidden]) t.dispose();
+    const host = batch.host;
+    if (opts.rows && opts.rows.length !== host.lengths.length) {
+      throw new RangeError(
+        `Qwen2.forward(): ${opts.rows.length} row masks for ${host.lengths.length} sequences`,
+      );
+    }
+    const headRows: number[] = [];
+    host.lengths.forEach((len, b) => {
+      const m = opts.rows?.[b];
+      if (m && m.length !== len - 1) {
+        throw new RangeError(
+          `Qwen2.forward(): row mask ${b} has ${m.length} values for ${len - 1} targets`,
+        );
+      }
+      for (let t = 0; t + 1 < len; t++) if (!m || m[t] > 0) headRows.push(host.seqStarts[b] + t);
+    });
+    const r = headRows.length;
+    const headTargets = dev.upload(
+      "head.targets",
+      headRows.map((i) => host.targets[i]),
+      [r],
+      "u32",
+    );
+    const headHidden = dev.empty("head.hidden", [r, this.config.hiddenSize]);
+    const logp = dev.empty("logp", [r]);
+    const lse = dev.empty("logp.lse", [r]);
+    const entropy = opts.entropy ? dev.empty("entropy", [r]) : undefined;
+    if (r > 0) {
+      embeddingForward(dev, hidden, headRows, headHidden);
+      lmHeadForward(dev, {
+        hidden: headHidden,
+        weight: this.head,
+        targets: headTargets,
+        logp,
+        lse,
+        entropy,
+      });
+    }
+    const state: ForwardState = {
+      batch,
+      headRows,
+      logp,
+      lse,
+      entropy,
+      headTargets,
+      acts,
+      recompute,
+    };
+    if (opts.train) Object.assign(state, { xL, rstdF, hidden, headHidden });
+    else for (const t of [xL, rstdF, hidden, headHidden]) t.dispose();
     return state;
   }
 
@@ -557,7 +611,18 @@ export class Qwen2 {
   release(state: ForwardState): void {
     for (const a of state.acts) this.#freeActs(a, false);
     state.acts = [];
-    for (const t of [state.logp, state.lse, state.entropy, state.xL, state.rstdF, state.hidden]) {
+    for (
+      const t of [
+        state.logp,
+        state.lse,
+        state.entropy,
+        state.xL,
+        state.rstdF,
+        state.hidden,
+        state.headHidden,
+        state.headTargets,
+      ]
+    ) {
       t?.dispose();
     }
     disposeBatch(state.batch);
@@ -565,10 +630,17 @@ export class Qwen2 {
 
   /** Per-sequence log-probs (and entropies) of a forward, read back to the host. */
   async readLogprobs(state: ForwardState): Promise<LogprobsResult> {
-    const logp = unpackPerToken(state.batch.host, await state.logp.read() as Float32Array);
+    const spread = async (t: Tensor) => {
+      const full = new Float32Array(state.batch.host.tokens);
+      if (state.headRows.length > 0) {
+        const v = await t.read() as Float32Array;
+        state.headRows.forEach((row, i) => (full[row] = v[i]));
+      }
+      return unpackPerToken(state.batch.host, full);
+    };
+    const logp = await spread(state.logp);
     if (!state.entropy) return { logp };
-    const ent = unpackPerToken(state.batch.host, await state.entropy.read() as Float32Array);
-    return { logp, entropy: ent };
+    return { logp, entropy: await spread(state.entropy) };
   }
 
   /**
@@ -607,18 +679,34 @@ export class Qwen2 {
       );
     }
     const dev = this.dev, cfg = this.config, n = state.batch.host.tokens, d = cfg.hiddenSize;
-    const dl = dev.upload("dlogp", packPerToken(state.batch.host, dlogp), [n]);
-    const dHidden = dev.empty("grad.hidden", [n, d]);
-    lmHeadBackward(dev, {
-      hidden: state.hidden,
-      weight: this.head,
-      targets: state.batch.targets,
-      lse: state.lse,
-      dlogp: dl,
-      dhidden: dHidden,
-      dweight: this.#grad(cfg.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"),
+    const flat = packPerToken(state.batch.host, dlogp);
+    const rows = state.headRows;
+    const onHead = new Set(rows);
+    flat.forEach((g, i) => {
+      if (g !== 0 && !onHead.has(i)) {
+        throw new RangeError(
+          `Qwen2.backward(): dlogp is ${g} at packed position ${i}, where the forward's row mask skipped the LM head`,
+        );
+      }
     });
-    dl.dispose();
+    const dHidden = dev.zeros("grad.hidden", [n, d]);
+    if (rows.length > 0) {
+      const dl = dev.upload("dlogp", rows.map((i) => flat[i]), [rows.length]);
+      const dHead = dev.empty("grad.head_hidden", [rows.length, d]);
+      lmHeadBackward(dev, {
+        hidden: state.headHidden!,
+        weight: this.head,
+        targets: state.headTargets,
+        lse: state.lse,
+        dlogp: dl,
+        dhidden: dHead,
+        dweight: this.#grad(cfg.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"),
+      });
+      // Each head row goes back to its packed position (a scatter with unique rows).
+      embeddingBackward(dev, rows, dHead, dHidden);
+      dl.dispose();
+      dHead.dispose();
+    }
     let dx = dev.empty("grad.x", [n, d]);
     rmsnormBackward(
       dev,

@@ -163,6 +163,37 @@ for (const recompute of [false, true]) {
   );
 }
 
+test("a row mask runs the LM head on the masked positions only and gives the same gradients", async (dev) => {
+  const cfg = smallConfig(true);
+  const model = buildModel(dev, cfg, randomWeights(cfg, 22));
+  const rng = new Rng(23);
+  const seqs = randomSeqs(rng, cfg.vocabSize, [7, 5]);
+  const rows = seqs.map((s) =>
+    Float32Array.from({ length: s.length - 1 }, (_, t) => (t >= 2 ? 1 : 0))
+  );
+  const wts = rows.map((m) => Array.from(m, (x) => x * (rng.uniform() - 0.5)));
+  const grads: Float32Array[] = [];
+  const lps: Float32Array[][] = [];
+  for (const useRows of [false, true]) {
+    model.zeroGrads();
+    const st = model.forward(seqs, { train: true, rows: useRows ? rows : undefined });
+    assert.equal(st.headRows.length, useRows ? 6 : 10);
+    lps.push((await model.readLogprobs(st)).logp);
+    model.backward(st, wts);
+    grads.push(
+      await model.grads!.get("model.layers.1.self_attn.q_proj.weight")!.read() as Float32Array,
+    );
+  }
+  rows.forEach((m, b) =>
+    m.forEach((x, t) => {
+      if (x > 0) assert.equal(lps[1][b][t], lps[0][b][t]);
+      else assert.equal(lps[1][b][t], 0);
+    })
+  );
+  assertClose(grads[1], grads[0], { atol: 1e-7, rtol: 1e-5 });
+  model.dispose();
+});
+
 test("gradients accumulate over two backward passes and zeroGrads() clears them", async (dev) => {
   const cfg = smallConfig(true);
   const model = buildModel(dev, cfg, randomWeights(cfg, 20));

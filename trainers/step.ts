@@ -70,10 +70,11 @@ export async function optimizerStep(
   let loss = 0, tokens = 0, tf = 0, tb = 0;
   for (const [i, mb] of micros.entries()) {
     let t0 = performance.now();
-    const state = model.forward(mb.seqs, { train: true, entropy: true });
+    const mask = completionMask(mb.seqs, mb.promptLens);
+    // The LM head runs on completion positions only: the objectives never read the others.
+    const state = model.forward(mb.seqs, { train: true, entropy: true, rows: mask });
     const { logp, entropy } = await model.readLogprobs(state);
     tf += performance.now() - t0;
-    const mask = completionMask(mb.seqs, mb.promptLens);
     const res = objective({ logp, entropy, mask, micro: i });
     checkGradShape(res.dlogp, logp);
     t0 = performance.now();
