@@ -78,17 +78,19 @@ export function matmul(
     }
   }
   let entry: string;
-  if (!ta && tb && k % 4 === 0) entry = "gemm_nt4";
-  else if (!ta && !tb && k % 4 === 0 && n % 4 === 0) entry = "gemm_nn4";
-  else if (ta && !tb && m % 4 === 0 && n % 4 === 0) entry = "gemm_tn4";
-  else entry = "gemm_any";
+  if (!ta && tb && k % 4 === 0) entry = n >= 64 ? "gemm_nt8" : "gemm_nt4";
+  else if (!ta && !tb && k % 4 === 0 && n % 4 === 0) {
+    entry = n >= 64 && n % 8 === 0 ? "gemm_nn8" : "gemm_nn4";
+  } else if (ta && !tb && m % 4 === 0 && n % 4 === 0) {
+    entry = n >= 64 && n % 8 === 0 ? "gemm_tn8" : "gemm_tn4";
+  } else entry = "gemm_any";
   // Strides of A(m, k) and B(k, n) for gemm_any.
   const [sam, sak] = ta ? [1, m] : [k, 1];
   const [sbk, sbn] = tb ? [1, k] : [n, 1];
   const flags = (opts.accumulate ? 1 : 0) | (opts.bias ? 2 : 0);
   const p = params().u32(m).u32(n).u32(k).u32(flags).u32(sam).u32(sak).u32(sbk).u32(sbn);
   const bindings: (Binding | undefined)[] = [p, a, b, c, opts.bias ?? dummyBias(dev)];
-  const gx = Math.ceil(n / 32), gy = Math.ceil(m / 32);
+  const gx = Math.ceil(n / (entry.endsWith("8") ? 64 : 32)), gy = Math.ceil(m / 32);
   dev.dispatch(dev.kernel("gemm", entry), bindings, [gx, gy]);
 }
 

@@ -16,6 +16,8 @@ const SHAPES: [number, number, number][] = [
   [33, 17, 65],
   [64, 64, 64],
   [37, 20, 36],
+  [12, 16, 72],
+  [20, 8, 68],
 ];
 
 for (const transA of [false, true]) {
