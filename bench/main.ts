@@ -22,9 +22,10 @@ export async function discoverBenches(): Promise<Bench[]> {
   return benches;
 }
 
-if (import.meta.main) {
+/** Runs the chosen benches; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: Deno.args,
+    args,
     options: {
       json: { type: "string" },
       only: { type: "string" },
@@ -38,7 +39,7 @@ if (import.meta.main) {
   const chosen = only ? all.filter((b) => only.includes(b.name)) : all;
   if (only && chosen.length === 0) {
     console.error(`no bench named ${only.join(", ")}; have: ${all.map((b) => b.name).join(", ")}`);
-    Deno.exit(2);
+    return 2;
   }
   const results: BenchResult[] = [];
   for (const b of chosen) {
@@ -53,4 +54,7 @@ if (import.meta.main) {
     await Deno.writeTextFile(values.json, JSON.stringify(out, null, 2) + "\n");
     console.log(`wrote ${values.json}`);
   }
+  return 0;
 }
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
