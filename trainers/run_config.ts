@@ -39,7 +39,7 @@ export const FIELDS = {
   resume: { type: "boolean", default: false, help: "continue from the newest checkpoint" },
   dryRun: { type: "boolean", default: false, help: "print the memory plan and stop" },
   steps: { type: "integer", default: 20, help: "optimizer steps of a single-method run" },
-  sftSteps: { type: "integer", default: 24, help: "default run: SFT steps" },
+  sftSteps: { type: "integer", default: 30, help: "default run: SFT steps" },
   rlSteps: { type: "integer", default: 6, help: "default run: GRPO steps" },
   lr: { type: "number?", default: null, help: "peak learning rate (per-method default)" },
   batchSize: {
@@ -53,7 +53,7 @@ export const FIELDS = {
   temperature: { type: "number", default: 1.0, help: "sampling temperature for rollouts" },
   topP: { type: "number", default: 1.0, help: "nucleus sampling (1 = off)" },
   topK: { type: "integer", default: 0, help: "top-k sampling (0 = off)" },
-  maxNewTokens: { type: "integer", default: 64, help: "rollout and evaluation length" },
+  maxNewTokens: { type: "integer", default: 128, help: "rollout and evaluation length" },
   warmupSteps: { type: "integer", default: 2, help: "linear warmup steps" },
   schedule: { type: "string", default: "cosine", oneOf: ["cosine", "constant"], help: "" },
   minLrRatio: { type: "number", default: 0.1, help: "cosine floor as a fraction of lr" },

@@ -50,12 +50,12 @@ import { readJsonl } from "./jsonl.ts";
 
 /** Per-method learning rates for the default sizes (small random models learn at higher lr). */
 const DEFAULT_LR: Record<string, number> = {
-  sft: 2e-3,
+  sft: 1e-2,
   dpo: 5e-4,
   ipo: 5e-4,
   wdpo: 5e-4,
   rloo: 5e-4,
-  grpo: 5e-4,
+  grpo: 1e-3,
   lens: 5e-4,
   nsa: 5e-4,
   hnr: 5e-4,
