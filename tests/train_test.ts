@@ -318,3 +318,11 @@ test("2 steps, stop, resume, 2 more steps equals 4 uninterrupted steps bit for b
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the memory plan of a full fine-tune of the 0.5B shapes at 1 x 256 tokens fits 24 GiB", async () => {
+  const { memoryPlan } = await import("../trainers/train.ts");
+  const plan = memoryPlan("0.5b-shape", 256, 8, 256);
+  // fp32 weights + gradients + two moments alone are 16 bytes a parameter (494M parameters).
+  assert.ok(plan.weights > 1.8 * 2 ** 30 && plan.adam_moments === 2 * plan.weights);
+  assert.ok(plan.total < 24 * 2 ** 30, `plan ${plan.total} bytes`);
+});
