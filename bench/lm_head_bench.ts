@@ -90,7 +90,9 @@ export const benches: Bench[] = [{
       () => lmHeadForward(dev, { hidden, weight, targets, logp, lse, entropy: ent }),
       iters,
     );
-    const block = Math.floor((128 * 2 ** 20) / (4 * n) / 64) * 64;
+    // The largest block whose logits [n, block] and weight rows [block, d] each fit one binding.
+    const limit = dev.limits.maxStorageBufferBindingSize;
+    const block = Math.floor(limit / (4 * Math.max(n, d)) / 64) * 64;
     const peer = await measure(
       dev,
       () => naive(dev, hidden, weight, targets, logp, lse, ent, Math.min(block, v)),
