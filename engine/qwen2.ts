@@ -550,7 +550,6 @@ export class Qwen2 {
   forward(seqs: readonly (readonly number[])[], opts: ForwardOptions = {}): ForwardState {
     const dev = this.dev;
     const batch = uploadBatch(dev, packSequences(seqs, this.config.vocabSize));
-    const n = batch.host.tokens;
     const recompute = !!opts.recompute;
     const keep = opts.train ? (recompute ? "inputs" : "all") : "none";
     const { acts, xL, rstdF, hidden } = this.#trunk(batch, keep);
