@@ -7,7 +7,9 @@ export const benches: Bench[] = [{
   async run({ dev, quick }) {
     const n = quick ? 1 << 16 : 1 << 24;
     const a = dev.zeros("a", [n]), b = dev.zeros("b", [n]), out = dev.empty("out", [n]);
-    const ms = await timeGpu(dev, () => add(dev, a, b, out), { minMs: quick ? 0 : 1000 });
+    const ms = await timeGpu(dev, () => {
+      add(dev, a, b, out);
+    }, { minMs: quick ? 0 : 1000 });
     for (const t of [a, b, out]) t.dispose();
     return [{ name: "add", shape: [n], ms, gbps: gbps(3 * 4 * n, ms) }];
   },
