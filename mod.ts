@@ -72,3 +72,4 @@ export { renderReport } from "./trainers/report.ts";
 // Verifiers.
 export * as countdown from "./verifiers/countdown/mod.ts";
 export { meanPassAtK, passAtK } from "./verifiers/pass_at_k.ts";
+export * as math from "./verifiers/math/mod.ts";

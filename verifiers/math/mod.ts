@@ -1,0 +1,4 @@
+/** Math answer verification: extraction, equivalence and scoring. */
+export { extractAnswer, type ExtractOptions } from "./extract.ts";
+export { isEquivalent, normalizeAnswer } from "./equivalence.ts";
+export { extract, reward, score } from "./score.ts";
