@@ -15,6 +15,8 @@ import {
 import { solve } from "../verifiers/countdown/solver.ts";
 import { makeTrace } from "../verifiers/countdown/traces.ts";
 import { DataError, readJsonl } from "./jsonl.ts";
+import { extractAnswer } from "../verifiers/math/extract.ts";
+import { isEquivalent } from "../verifiers/math/equivalence.ts";
 
 export type TaskName = "countdown" | "gsm8k";
 export type { CountdownProblem };
@@ -90,13 +92,9 @@ export function gsm8kExtract(text: string): string | null {
   return all ? all[all.length - 1].replace(/,/g, "") : null;
 }
 
-/** Numeric equality of the extracted answer and the gold answer. */
+/** The math verifier's judgement of the extracted answer (`####`, boxed, or the last number). */
 export function gsm8kCorrect(completion: string, p: Gsm8kProblem): boolean {
-  const got = gsm8kExtract(completion);
-  if (got === null) return false;
-  const a = Number(got), b = Number(p.answer);
-  return Number.isFinite(a) && Number.isFinite(b) &&
-    Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b));
+  return isEquivalent(p.answer, extractAnswer(completion, { lastNumberFallback: true }));
 }
 
 export const gsm8kTask: Task<Gsm8kProblem> = {
