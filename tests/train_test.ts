@@ -326,3 +326,46 @@ Deno.test("the memory plan of a full fine-tune of the 0.5B shapes at 1 x 256 tok
   assert.ok(plan.weights > 1.8 * 2 ** 30 && plan.adam_moments === 2 * plan.weights);
   assert.ok(plan.total < 24 * 2 ** 30, `plan ${plan.total} bytes`);
 });
+
+test("RL reads {prompt?, numbers, target} rows from --data and names a malformed line", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "train_rl_data_" });
+  try {
+    const modelDir = join(dir, "model");
+    await initModel({ preset: "tiny", out: modelDir, seed: 3 });
+    const data = join(dir, "rl.jsonl");
+    await Deno.writeTextFile(
+      data,
+      JSON.stringify({ numbers: [2, 3, 4], target: 10 }) + "\n" +
+        JSON.stringify({ prompt: "Make 6 from [1, 2, 3]:", numbers: [1, 2, 3], target: 6 }) + "\n",
+    );
+    const args = [
+      "--trainer",
+      "grpo",
+      "--model",
+      modelDir,
+      "--data",
+      data,
+      "--steps",
+      "1",
+      "--batch-size",
+      "2",
+      "--group-size",
+      "2",
+      "--max-new-tokens",
+      "4",
+      "--eval-problems",
+      "0",
+    ];
+    assert.equal(await main([...args, "--out", join(dir, "run")]), 0);
+    const rows = readMetrics(join(dir, "run", "metrics.jsonl"));
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0]["completions/mean_length"], 4);
+    await Deno.writeTextFile(data, JSON.stringify({ numbers: [2, 3, 4] }) + "\n");
+    await assert.rejects(
+      () => main([...args, "--out", join(dir, "run2")]),
+      /rl\.jsonl:1: field "target"/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

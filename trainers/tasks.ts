@@ -37,7 +37,8 @@ export interface Task<P> {
 
 export const countdownTask: Task<CountdownProblem> = {
   name: "countdown",
-  prompt: (p) => basePrompt(p) + "\n",
+  // A problem from user data may carry its own prompt text, used as given.
+  prompt: (p) => (p as { prompt?: string }).prompt ?? basePrompt(p) + "\n",
   reward: (c, p) => countdownReward(c, p.numbers, p.target),
   correct: (c, p) => countdownScore(c, p.numbers, p.target) === 1,
   sftCompletion: (p, rng) => {
@@ -67,6 +68,8 @@ export interface Gsm8kProblem {
   question: string;
   solution: string;
   answer: string;
+  /** A prompt text given by user data, used as given (no chat template). */
+  prompt?: string;
 }
 
 /** The shared GSM8K split ("train" / "test") or a JSONL file of the same format. */
@@ -100,7 +103,7 @@ export function gsm8kCorrect(completion: string, p: Gsm8kProblem): boolean {
 export const gsm8kTask: Task<Gsm8kProblem> = {
   name: "gsm8k",
   prompt: (p, tok) =>
-    tok.applyChatTemplate([{
+    p.prompt ?? tok.applyChatTemplate([{
       role: "user",
       content: `${p.question}\nSolve step by step and end with "#### <answer>".`,
     }], { addGenerationPrompt: true }),

@@ -46,7 +46,7 @@ import {
   sftExamples,
   type Task,
 } from "./tasks.ts";
-import { readJsonl } from "./jsonl.ts";
+import { DataError, readJsonl } from "./jsonl.ts";
 
 /** Per-method learning rates for the default sizes (small random models learn at higher lr). */
 const DEFAULT_LR: Record<string, number> = {
@@ -246,32 +246,78 @@ async function defaultRun(ctx: Ctx, resume: string | null): Promise<void> {
   for (const [k, v] of Object.entries(results)) ctx.log(`  ${k.padEnd(7)} ${v.toFixed(3)}`);
 }
 
+/** RL rows for Countdown: `{numbers, target}` and an optional `prompt` (used as given). */
+async function readCountdownRows(path: string): Promise<Problem[]> {
+  const rows = await readJsonl(path, []);
+  return rows.map((r, i) => {
+    const nums = r.numbers, target = r.target;
+    if (!Array.isArray(nums) || !nums.every((x) => Number.isSafeInteger(x))) {
+      throw new DataError(`${path}:${i + 1}: field "numbers" must be an array of integers`);
+    }
+    if (typeof target !== "number" || !Number.isSafeInteger(target)) {
+      throw new DataError(`${path}:${i + 1}: field "target" must be an integer`);
+    }
+    if (r.prompt !== undefined && typeof r.prompt !== "string") {
+      throw new DataError(`${path}:${i + 1}: field "prompt" must be a string`);
+    }
+    return { numbers: nums as number[], target, ...(r.prompt ? { prompt: r.prompt } : {}) };
+  });
+}
+
+/** RL rows for math answers: `{prompt, gold}`, or GSM8K's own `{question, answer}` rows. */
+async function readMathRows(path: string): Promise<Gsm8kProblem[]> {
+  const rows = await readJsonl(path, []);
+  if (rows.length > 0 && typeof rows[0].question === "string") return await loadGsm8k(path);
+  return rows.map((r, i) => {
+    for (const k of ["prompt", "gold"]) {
+      if (typeof r[k] !== "string") {
+        throw new DataError(`${path}:${i + 1}: field "${k}" must be a string`);
+      }
+    }
+    const prompt = r.prompt as string;
+    return { question: prompt, solution: "", answer: r.gold as string, prompt };
+  });
+}
+
 async function singleRun(ctx: Ctx, resume: string | null): Promise<void> {
   const { c } = ctx;
   const trainer = c.trainer as TrainerName;
   let data: PhaseData<unknown>;
   let held: unknown[] = [];
   let task: Task<unknown>;
+  const isPairs = trainer === "dpo" || trainer === "ipo" || trainer === "wdpo";
   if (c.task === "gsm8k") {
-    const train = c.data ? await loadGsm8k(c.data) : await loadGsm8k("train");
     held = (await loadGsm8k("test")).slice(0, c.evalProblems);
     task = gsm8kTask as Task<unknown>;
     if (trainer === "sft") {
-      data = { kind: "sft", examples: sftExamples(gsm8kTask, train, ctx.tok, c.seed) };
+      data = c.data
+        ? { kind: "sft", examples: await readJsonl(c.data, ["prompt", "completion"]) }
+        : {
+          kind: "sft",
+          examples: sftExamples(gsm8kTask, await loadGsm8k("train"), ctx.tok, c.seed),
+        };
+    } else if (isPairs && c.data) {
+      data = { kind: "pairs", pairs: await readJsonl(c.data, ["prompt", "chosen", "rejected"]) };
     } else if (["dpo", "ipo", "wdpo", "nsa", "hnr"].includes(trainer)) {
       throw new ConfigFieldError(
-        `--trainer ${trainer} on gsm8k needs --data with pairs (not built in)`,
+        `--trainer ${trainer} on gsm8k needs --data (pairs for the DPO family; not built in)`,
       );
-    } else data = { kind: "rl", task: gsm8kTask, problems: train } as PhaseData<unknown>;
+    } else {
+      const problems = c.data ? await readMathRows(c.data) : await loadGsm8k("train");
+      data = { kind: "rl", task: gsm8kTask, problems } as PhaseData<unknown>;
+    }
   } else {
-    const { train, held: h } = countdownSplits(c);
+    const { train: generated, held: h } = countdownSplits(c);
     held = h;
     task = countdownTask as Task<unknown>;
+    const train = c.data && !isPairs && trainer !== "sft"
+      ? await readCountdownRows(c.data)
+      : generated;
     if (trainer === "sft") {
       data = c.data
         ? { kind: "sft", examples: await readJsonl(c.data, ["prompt", "completion"]) }
         : { kind: "sft", examples: sftExamples(countdownTask, train, ctx.tok, c.seed) };
-    } else if (trainer === "dpo" || trainer === "ipo" || trainer === "wdpo") {
+    } else if (isPairs) {
       data = c.data
         ? { kind: "pairs", pairs: await readJsonl(c.data, ["prompt", "chosen", "rejected"]) }
         : { kind: "pairs", pairs: countdownPairs(countdownTask, train, ctx.tok, c.seed) };
@@ -406,6 +452,22 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    // Errors about the user's input name the file, line or field: print them plainly.
+    const known = [
+      "DataError",
+      "ConfigFieldError",
+      "ConfigError",
+      "CheckpointError",
+      "SafetensorsError",
+    ];
+    if (!(e instanceof Error) || !known.includes(e.name)) throw e;
+    console.error(`error: ${e.message}`);
+    Deno.exit(1);
+  }
+}
 
 export type { Gsm8kProblem };
