@@ -12,7 +12,13 @@
  */
 import { join } from "node:path";
 import type { AdamW } from "../engine/adamw.ts";
-import { parameterCount, type PresetName, PRESETS } from "../engine/config.ts";
+import {
+  loadQwen2Config,
+  parameterCount,
+  type PresetName,
+  PRESETS,
+  type Qwen2Config,
+} from "../engine/config.ts";
 import { Device } from "../engine/device.ts";
 import { initModel } from "../engine/init_model.ts";
 import { Qwen2 } from "../engine/qwen2.ts";
@@ -360,8 +366,13 @@ async function singleRun(ctx: Ctx, resume: string | null): Promise<void> {
 }
 
 /** The memory plan of a full fine-tune (fp32 weights, gradients, two moments, activations). */
-export function memoryPlan(preset: PresetName, tokens: number, kvRows: number, kvLen: number) {
-  const cfg = PRESETS[preset];
+export function memoryPlan(
+  model: PresetName | Qwen2Config,
+  tokens: number,
+  kvRows: number,
+  kvLen: number,
+) {
+  const cfg = typeof model === "string" ? PRESETS[model] : model;
   const p = parameterCount(cfg);
   const d = cfg.hiddenSize, f = cfg.intermediateSize;
   const q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim;
@@ -396,9 +407,12 @@ export async function main(argv: string[]): Promise<number> {
   const c = parsed.config;
   const runDir = c.out ?? join("runs", c.trainer);
   if (c.dryRun) {
-    const preset = (c.model ? null : c.preset) as PresetName | null;
-    const plan = memoryPlan(preset ?? "0.5b-shape", 256, c.groupSize, 256);
-    console.log(`memory plan (${preset ?? "0.5b-shape"}, batch 1 x 256 tokens, fp32):`);
+    const cfg = c.model ? await loadQwen2Config(c.model) : PRESETS[c.preset as PresetName];
+    const tokens = c.batchSize * 256;
+    const plan = memoryPlan(cfg, tokens, c.groupSize, 256);
+    console.log(
+      `memory plan (${c.model ?? c.preset}, ${c.batchSize} x 256 tokens, fp32, full fine-tune):`,
+    );
     for (const [k, v] of Object.entries(plan)) {
       console.log(`  ${k.padEnd(16)} ${(v / 2 ** 30).toFixed(2)} GiB`);
     }
