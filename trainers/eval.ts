@@ -1,8 +1,9 @@
 /**
- * `deno task eval --model DIR --task countdown|gsm8k [--n 16] [--k 1,4,8,16]
+ * `deno task eval --model DIR --task countdown|gsm8k|math500 [--n 16] [--k 1,4,8,16]
  * [--temperature 0.6] [--seeds 2] [--limit N] [--max-new-tokens 64] [--out FILE.json]`:
  * n samples per problem, verified, reported as unbiased pass@k averaged over problems and seeds,
- * the mean reward, a breakdown (Countdown by count of numbers) and failure categories.
+ * the mean reward, a breakdown (Countdown by count of numbers, MATH by level and subject) and
+ * failure categories.
  */
 import { parseArgs } from "node:util";
 import { Device } from "../engine/device.ts";
@@ -13,7 +14,16 @@ import { extract, score } from "../verifiers/countdown/score.ts";
 import { passAtK } from "../verifiers/pass_at_k.ts";
 import { ProgressBar } from "./progress.ts";
 import { rollout } from "./rollout.ts";
-import { countdownTask, gsm8kExtract, loadGsm8k, type Task } from "./tasks.ts";
+import {
+  countdownTask,
+  gsm8kExtract,
+  loadGsm8k,
+  loadMath500,
+  type Math500Problem,
+  math500Task,
+  type Task,
+} from "./tasks.ts";
+import { extractAnswer } from "../verifiers/math/extract.ts";
 
 /** Failure category of one Countdown completion. */
 export function countdownFailure(text: string, p: Problem, truncated: boolean): string | null {
@@ -73,8 +83,11 @@ export async function main(argv: string[]): Promise<number> {
   } else if (values.task === "gsm8k") {
     problems = (await loadGsm8k("test")).slice(0, limit);
     task = (await import("./tasks.ts")).gsm8kTask as Task<unknown>;
+  } else if (values.task === "math500") {
+    problems = (await loadMath500()).slice(0, limit);
+    task = math500Task as Task<unknown>;
   } else {
-    console.error(`eval: --task ${values.task} is not supported (countdown, gsm8k)`);
+    console.error(`eval: --task ${values.task} is not supported (countdown, gsm8k, math500)`);
     return 2;
   }
   const counts: number[] = [];
@@ -104,20 +117,25 @@ export async function main(argv: string[]): Promise<number> {
           if (values.task === "countdown") {
             fail = countdownFailure(r.completions[row], p as Problem, r.truncated[row]);
           } else if (!r.correct[row]) {
-            fail = gsm8kExtract(r.completions[row]) === null
-              ? (r.truncated[row] ? "truncated" : "no_answer")
-              : "wrong_value";
+            const got = values.task === "math500"
+              ? extractAnswer(r.completions[row])
+              : gsm8kExtract(r.completions[row]);
+            fail = got === null ? (r.truncated[row] ? "truncated" : "no_answer") : "wrong_value";
           }
           if (fail) failures[fail] = (failures[fail] ?? 0) + 1;
         }
         counts.push(c);
-        const key = values.task === "countdown"
-          ? `${(p as Problem).numbers.length} numbers`
-          : "all";
-        const b = breakdown[key] ??= { problems: 0, correct: 0, samples: 0 };
-        b.problems++;
-        b.correct += c;
-        b.samples += n;
+        const keys = values.task === "countdown"
+          ? [`${(p as Problem).numbers.length} numbers`]
+          : values.task === "math500"
+          ? [`level ${(p as Math500Problem).level}`, (p as Math500Problem).subject]
+          : ["all"];
+        for (const key of keys) {
+          const b = breakdown[key] ??= { problems: 0, correct: 0, samples: 0 };
+          b.problems++;
+          b.correct += c;
+          b.samples += n;
+        }
       });
       done += batch.length;
       bar.update(done);

@@ -18,7 +18,7 @@ import { DataError, readJsonl } from "./jsonl.ts";
 import { extractAnswer } from "../verifiers/math/extract.ts";
 import { isEquivalent } from "../verifiers/math/equivalence.ts";
 
-export type TaskName = "countdown" | "gsm8k";
+export type TaskName = "countdown" | "gsm8k" | "math500";
 export type { CountdownProblem };
 
 export interface Task<P> {
@@ -110,5 +110,41 @@ export const gsm8kTask: Task<Gsm8kProblem> = {
   reward: (c, p) => (gsm8kCorrect(c, p) ? 1 : 0),
   correct: (c, p) => gsm8kCorrect(c, p),
   sftCompletion: (p) => p.solution.replace(/<<[^>]*>>/g, ""),
+  stopStrings: [],
+};
+
+/** A MATH-500 problem (the shared test split). */
+export interface Math500Problem {
+  problem: string;
+  answer: string;
+  subject: string;
+  level: number;
+}
+
+/** The shared MATH-500 test set. */
+export async function loadMath500(): Promise<Math500Problem[]> {
+  const path = new URL("../../shared/data/math500/test.jsonl", import.meta.url).pathname;
+  const rows = await readJsonl(path, ["problem", "answer", "subject"]);
+  return rows.map((r) => ({
+    problem: r.problem,
+    answer: r.answer,
+    subject: r.subject,
+    level: Number(r.level),
+  }));
+}
+
+export const math500Task: Task<Math500Problem> = {
+  name: "math500",
+  prompt: (p, tok) =>
+    tok.applyChatTemplate([{
+      role: "user",
+      content:
+        `${p.problem}\nPlease reason step by step, and put your final answer within \\boxed{}.`,
+    }], { addGenerationPrompt: true }),
+  reward: (c, p) => (isEquivalent(p.answer, extractAnswer(c)) ? 1 : 0),
+  correct: (c, p) => isEquivalent(p.answer, extractAnswer(c)),
+  sftCompletion: () => {
+    throw new Error("math500 is an evaluation set: no SFT completions");
+  },
   stopStrings: [],
 };
