@@ -37,6 +37,11 @@ export interface PhaseOptions {
   topP?: number;
   topK?: number;
   maxNewTokens: number;
+  /**
+   * RL reward: the task's dense reward, or 1 for a verified-correct completion and 0 otherwise.
+   * LENS always uses the binary reward (its calibration is defined for correct/wrong only).
+   */
+  reward?: "dense" | "binary";
   /** Passed to the objective as is (beta, eps, alpha, lambda, mining, aggregation, ...). */
   objective: Record<string, unknown>;
 }
@@ -243,7 +248,9 @@ export async function runPhase<P>(
       }, (s, a) => hooks.onGenerate?.(s, a));
       extra["timing/generation"] = r.timing.generation;
       extra["timing/scoring"] = r.timing.scoring;
-      Object.assign(extra, rewardStats(r.rewards, G));
+      const binary = o.trainer === "lens" || o.reward === "binary";
+      const rewards = binary ? r.correct.map((c) => (c ? 1 : 0)) : r.rewards;
+      Object.assign(extra, rewardStats(rewards, G));
       extra["completions/mean_length"] = r.completionTokens.reduce((a, t) => a + t.length, 0) /
         Math.max(1, r.completionTokens.length);
       extra["accuracy"] = r.correct.filter(Boolean).length / Math.max(1, r.correct.length);
@@ -263,7 +270,7 @@ export async function runPhase<P>(
           logp: v.logp,
           mask: v.mask,
           entropy: v.entropy,
-          rewards: ix.map((i) => r.rewards[i]),
+          rewards: ix.map((i) => rewards[i]),
           groupSize: G,
           truncated: ix.map((i) => r.truncated[i]),
         };

@@ -54,6 +54,12 @@ export const FIELDS = {
   topP: { type: "number", default: 1.0, help: "nucleus sampling (1 = off)" },
   topK: { type: "integer", default: 0, help: "top-k sampling (0 = off)" },
   maxNewTokens: { type: "integer", default: 128, help: "rollout and evaluation length" },
+  reward: {
+    type: "string",
+    default: "dense",
+    oneOf: ["dense", "binary"],
+    help: "RL reward: the task's dense reward or 1/0 verified correct (LENS: always 1/0)",
+  },
   warmupSteps: { type: "integer", default: 2, help: "linear warmup steps" },
   schedule: { type: "string", default: "cosine", oneOf: ["cosine", "constant"], help: "" },
   minLrRatio: { type: "number", default: 0.1, help: "cosine floor as a fraction of lr" },

@@ -109,6 +109,7 @@ function phaseOptions(
     topP: c.topP < 1 ? c.topP : undefined,
     topK: c.topK > 0 ? c.topK : undefined,
     maxNewTokens: c.maxNewTokens,
+    reward: c.reward as "dense" | "binary",
     objective,
   };
 }
