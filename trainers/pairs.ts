@@ -13,7 +13,7 @@ import { Qwen2 } from "../engine/qwen2.ts";
 import { Rng } from "../engine/rng.ts";
 import { Tokenizer } from "../engine/tokenizer.ts";
 import { makeNegative, NEGATIVE_BUCKETS } from "../verifiers/countdown/negatives.ts";
-import { generateProblems } from "../verifiers/countdown/problems.ts";
+import { generateProblems, type Problem } from "../verifiers/countdown/problems.ts";
 import { score } from "../verifiers/countdown/score.ts";
 import { solve } from "../verifiers/countdown/solver.ts";
 import { makeTrace } from "../verifiers/countdown/traces.ts";
@@ -33,6 +33,80 @@ export interface PairRow {
   wrongness: number;
   confidence: number;
   perplexity: number;
+}
+
+export interface PairOptions {
+  /** Samples per problem. */
+  samples: number;
+  maxNewTokens: number;
+  temperature: number;
+  seed: number;
+}
+
+/**
+ * Preference pairs from the model's own samples: per problem, chosen is a verified-correct
+ * sample (else a solver trace) and rejected a wrong sample (else a synthetic hard negative).
+ */
+export async function buildPairs(
+  model: Qwen2,
+  tok: Tokenizer,
+  problems: readonly Problem[],
+  o: PairOptions,
+  onProgress?: (done: number) => void,
+): Promise<PairRow[]> {
+  const G = o.samples;
+  const rng = new Rng(o.seed);
+  const rows: PairRow[] = [];
+  const per = Math.max(1, Math.floor(64 / Math.max(1, G)));
+  for (let i = 0; i < problems.length; i += per) {
+    const batch = problems.slice(i, i + per);
+    const r = await rollout(model, tok, countdownTask, batch, {
+      samples: G,
+      maxNewTokens: o.maxNewTokens,
+      temperature: o.temperature,
+      seed: o.seed * 7919 + i,
+    });
+    for (const [j, p] of batch.entries()) {
+      const idx = Array.from({ length: G }, (_, g) => j * G + g);
+      const good = idx.find((k) => r.correct[k]);
+      const bad = idx.find((k) => !r.correct[k]);
+      const sol = solve(p.numbers, p.target);
+      if (!sol) continue;
+      const trace = makeTrace(p, sol, { rng });
+      let rejected: string | null = null, rejectedSource = "sample";
+      if (bad !== undefined) rejected = r.completions[bad];
+      else {
+        for (let b = 0; b < NEGATIVE_BUCKETS.length && !rejected; b++) {
+          const bucket = NEGATIVE_BUCKETS[(i + j + b) % NEGATIVE_BUCKETS.length];
+          const neg = makeNegative(p, trace, bucket);
+          if (neg) [rejected, rejectedSource] = [neg.response, bucket];
+        }
+      }
+      if (!rejected) continue;
+      const prompt = countdownTask.prompt(p, tok);
+      // The model's token log-probs of the rejected completion give confidence and perplexity.
+      const pIds = tok.encode(prompt), cIds = tok.encode(rejected);
+      let meanLp = 0;
+      if (cIds.length > 0) {
+        const lp = (await model.logprobs([[...pIds, ...cIds]]))[0].subarray(pIds.length - 1);
+        meanLp = lp.reduce((a: number, b: number) => a + b, 0) / lp.length;
+      }
+      rows.push({
+        prompt,
+        chosen: good !== undefined ? r.completions[good] : trace.response,
+        rejected,
+        numbers: p.numbers,
+        target: p.target,
+        chosen_source: good !== undefined ? "sample" : "solver",
+        rejected_source: rejectedSource,
+        wrongness: 1 - score(rejected, p.numbers, p.target),
+        confidence: Math.exp(meanLp),
+        perplexity: Math.exp(-meanLp),
+      });
+    }
+    onProgress?.(Math.min(problems.length, i + per));
+  }
+  return rows;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -73,58 +147,13 @@ export async function main(argv: string[]): Promise<number> {
   const tok = model.tokenizer ?? await Tokenizer.default();
   model.tokenizer = tok;
   const problems = generateProblems(P, seed + 5000, { count: int("numbers", values.numbers!) });
-  const rng = new Rng(seed);
-  const rows: PairRow[] = [];
   const bar = new ProgressBar("pairs", problems.length);
-  const per = Math.max(1, Math.floor(64 / Math.max(1, G)));
-  for (let i = 0; i < problems.length; i += per) {
-    const batch = problems.slice(i, i + per);
-    const r = await rollout(model, tok, countdownTask, batch, {
-      samples: G,
-      maxNewTokens: int("max-new-tokens", values["max-new-tokens"]!),
-      temperature: Number(values.temperature),
-      seed: seed * 7919 + i,
-    });
-    for (const [j, p] of batch.entries()) {
-      const idx = Array.from({ length: G }, (_, g) => j * G + g);
-      const good = idx.find((k) => r.correct[k]);
-      const bad = idx.find((k) => !r.correct[k]);
-      const sol = solve(p.numbers, p.target);
-      if (!sol) continue;
-      const trace = makeTrace(p, sol, { rng });
-      let rejected: string | null = null, rejectedSource = "sample";
-      if (bad !== undefined) rejected = r.completions[bad];
-      else {
-        for (let b = 0; b < NEGATIVE_BUCKETS.length && !rejected; b++) {
-          const bucket = NEGATIVE_BUCKETS[(i + j + b) % NEGATIVE_BUCKETS.length];
-          const neg = makeNegative(p, trace, bucket);
-          if (neg) [rejected, rejectedSource] = [neg.response, bucket];
-        }
-      }
-      if (!rejected) continue;
-      const prompt = countdownTask.prompt(p, tok);
-      // The model's token log-probs of the rejected completion give confidence and perplexity.
-      const pIds = tok.encode(prompt), cIds = tok.encode(rejected);
-      let meanLp = 0;
-      if (cIds.length > 0) {
-        const lp = (await model.logprobs([[...pIds, ...cIds]]))[0].subarray(pIds.length - 1);
-        meanLp = lp.reduce((a: number, b: number) => a + b, 0) / lp.length;
-      }
-      rows.push({
-        prompt,
-        chosen: good !== undefined ? r.completions[good] : trace.response,
-        rejected,
-        numbers: p.numbers,
-        target: p.target,
-        chosen_source: good !== undefined ? "sample" : "solver",
-        rejected_source: rejectedSource,
-        wrongness: 1 - score(rejected, p.numbers, p.target),
-        confidence: Math.exp(meanLp),
-        perplexity: Math.exp(-meanLp),
-      });
-    }
-    bar.update(Math.min(problems.length, i + per));
-  }
+  const rows = await buildPairs(model, tok, problems, {
+    samples: G,
+    maxNewTokens: int("max-new-tokens", values["max-new-tokens"]!),
+    temperature: Number(values.temperature),
+    seed,
+  }, (done) => bar.update(done));
   bar.finish();
   const tmp = `${values.out}.tmp-${crypto.randomUUID().slice(0, 8)}`;
   await Deno.writeTextFile(tmp, rows.map((x) => JSON.stringify(x)).join("\n") + "\n");
