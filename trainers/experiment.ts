@@ -85,12 +85,12 @@ export const BUDGETS: Record<"small" | "full", Budget> = {
   small: {
     preset: "tiny",
     numbers: 3,
-    numberRange: [1, 9],
-    targetRange: [1, 30],
+    numberRange: [1, 6],
+    targetRange: [1, 20],
     trainProblems: 2000,
-    sft: { steps: 200, batch: 16, lr: 5e-3, style: "answer" },
+    sft: { steps: 400, batch: 16, lr: 1e-2, style: "answer" },
     rl: {
-      steps: 12,
+      steps: 16,
       prompts: 4,
       groupSize: 8,
       lr: 1e-3,
@@ -98,8 +98,8 @@ export const BUDGETS: Record<"small" | "full", Budget> = {
       temperature: 1,
       maxNewTokens: 24,
     },
-    pref: { steps: 12, batch: 4, lr: 1e-3, beta: 0.1 },
-    eval: { problems: 32, n: 16, every: 6, temperature: 1 },
+    pref: { steps: 16, batch: 4, lr: 1e-3, beta: 0.1 },
+    eval: { problems: 32, n: 16, every: 8, temperature: 1 },
   },
   full: {
     preset: "small",
@@ -157,6 +157,10 @@ export interface PhaseResult {
   fracZeroStd: number[];
   reward: number[];
   accuracy: number[];
+  /** Per optimizer step (every method): the global gradient norm before clipping. */
+  gradNorm: number[];
+  /** Per step (LENS): the fraction of groups with no correct sample, which LENS still uses. */
+  negativeGroups: number[];
   /** Per step, the final values of a few method metrics (DPO/IPO: rewards/accuracies, margins). */
   last: Record<string, number>;
   seconds: number;
@@ -284,7 +288,13 @@ export async function runExperiment(o: ExperimentOptions): Promise<{
   // 1. SFT from the base model, once.
   const sftDir = join(o.out, "sft");
   const sftModelDir = join(sftDir, "model");
-  const sftKey = JSON.stringify({ base: baseDir, seed: o.seed, b: { ...b, rl: null, pref: null } });
+  // What the SFT phase and its evaluations depend on (the RL and pair settings do not matter).
+  const sftKey = JSON.stringify({
+    base: baseDir,
+    seed: o.seed,
+    b: { ...b, rl: null, pref: null },
+    evalTokens: b.rl.maxNewTokens,
+  });
   let sft = await readResult(sftDir, sftKey);
   if (sft) log(`sft: done earlier (${sftDir}/result.json)`);
   else {
@@ -386,6 +396,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<{
       fracZeroStd: [],
       reward: [],
       accuracy: [],
+      gradNorm: [],
+      negativeGroups: [],
       last: {},
       seconds: 0,
       ...(method === "dpo" || method === "ipo" ? { pairs: pairsInfo } : {}),
@@ -417,6 +429,10 @@ export async function runExperiment(o: ExperimentOptions): Promise<{
             result.fracZeroStd.push(row.frac_reward_zero_std);
             result.reward.push(row.reward);
             result.accuracy.push(row.accuracy);
+          }
+          result.gradNorm.push(row.grad_norm);
+          if ("lens/negative_groups" in row) {
+            result.negativeGroups.push(row["lens/negative_groups"]);
           }
           for (const k of ["loss", "rewards/accuracies", "rewards/margins", "kl"]) {
             if (k in row) result.last[k] = row[k];
@@ -585,21 +601,33 @@ export function resultsMarkdown(
   if (rl.length) {
     L.push("## Training signal of the RL methods", "");
     L.push(
-      "`frac_reward_zero_std` is the fraction of prompt groups whose G rewards are all equal " +
-        "(no learning signal for RLOO and GRPO; LENS still pushes down its wrong samples).",
+      "`frac_reward_zero_std` is the fraction of prompt groups whose G rewards are all equal: " +
+        "such a group gives RLOO and GRPO no policy-gradient signal (only the KL term acts), " +
+        "while LENS still pushes down the wrong samples of an all-wrong group. `grad_norm` is " +
+        "the global gradient norm before clipping, averaged over steps.",
       "",
     );
     L.push(
       "| method | frac_reward_zero_std (mean) | first quarter | last quarter | reward (mean) | " +
-        "per step |",
+        "grad_norm (mean) | frac_reward_zero_std per step |",
     );
-    L.push("|---|---:|---:|---:|---:|---|");
+    L.push("|---|---:|---:|---:|---:|---:|---|");
     for (const m of rl) {
       const q = Math.max(1, Math.floor(m.fracZeroStd.length / 4));
       L.push(
         `| ${m.method} | ${fmt(mean(m.fracZeroStd))} | ${fmt(mean(m.fracZeroStd.slice(0, q)))} | ${
           fmt(mean(m.fracZeroStd.slice(-q)))
-        } | ${fmt(mean(m.reward))} | ${m.fracZeroStd.map((x) => x.toFixed(2)).join(" ")} |`,
+        } | ${fmt(mean(m.reward))} | ${fmt(mean(m.gradNorm), 4)} | ${
+          m.fracZeroStd.map((x) => x.toFixed(2)).join(" ")
+        } |`,
+      );
+    }
+    const lens = rl.find((m) => m.negativeGroups.length > 0);
+    if (lens) {
+      L.push(
+        "",
+        `LENS: on average ${fmt(mean(lens.negativeGroups))} of its groups per step had no ` +
+          "correct sample and were still used (de-meaned calibrated rewards, weight alpha).",
       );
     }
     L.push("");
@@ -614,13 +642,15 @@ export function resultsMarkdown(
         `hard negatives).`,
       "",
     );
-    L.push("| method | final loss | rewards/accuracies | rewards/margins |");
-    L.push("|---|---:|---:|---:|");
+    L.push(
+      "| method | final loss | rewards/accuracies | rewards/margins | grad_norm (mean) |",
+    );
+    L.push("|---|---:|---:|---:|---:|");
     for (const m of pref) {
       L.push(
         `| ${m.method} | ${fmt(m.last.loss, 4)} | ${fmt(m.last["rewards/accuracies"])} | ${
           fmt(m.last["rewards/margins"], 4)
-        } |`,
+        } | ${fmt(mean(m.gradNorm), 4)} |`,
       );
     }
     L.push("");
@@ -680,6 +710,12 @@ export async function main(argv: string[]): Promise<number> {
         `choose from ${EXPERIMENT_METHODS.join(",")}`,
     );
     return 2;
+  }
+  if (name === "full" && !values.model) {
+    console.error(
+      "experiment: note: the full budget is sized for a GPU and a pretrained Qwen2.5 checkpoint " +
+        "(--model DIR); without one it starts from the randomly initialized small preset",
+    );
   }
   await runExperiment({
     budget: BUDGETS[name],
