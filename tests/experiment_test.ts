@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Qwen2 } from "../engine/qwen2.ts";
 import { Tokenizer } from "../engine/tokenizer.ts";
-import { type Budget, BUDGETS, main, runExperiment } from "../trainers/experiment.ts";
+import {
+  type Budget,
+  BUDGETS,
+  main,
+  type PhaseResult,
+  reading,
+  runExperiment,
+} from "../trainers/experiment.ts";
 import { readMetrics } from "../trainers/metrics.ts";
 import { makeOptimizer, type PhaseOptions, runPhase } from "../trainers/phase.ts";
 import type { Task } from "../trainers/tasks.ts";
@@ -82,6 +89,8 @@ Deno.test(
     }
     assert.match(md, /\| pass@1 \| pass@4 \| mean dense reward \|/);
     assert.match(md, /frac_reward_zero_std \(mean\)/);
+    assert.match(md, /## What the figures say/);
+    assert.match(md, /Code: commit \S+ ran the phases/);
     const summary = JSON.parse(await Deno.readTextFile(join(out, "summary.json")));
     assert.equal(summary.methods.length, 5);
 
@@ -102,7 +111,7 @@ Deno.test(
     assert.equal(again.filter((s) => s.includes("done earlier")).length, 6, again.join("\n"));
     assert.deepEqual(r2.methods.map((m) => m.evals), r.methods.map((m) => m.evals));
     const strip = (s: string) =>
-      s.split("\n").filter((l) => !/^- (Date|Wall time)|^\| \w+ \| [\d.]+ \|$/.test(l)).join("\n");
+      s.split("\n").filter((l) => !/^- (Date|Time|Code)/.test(l)).join("\n");
     assert.equal(strip(await Deno.readTextFile(results)), strip(md));
   },
 );
@@ -196,4 +205,45 @@ Deno.test("deno task experiment refuses an unknown experiment, budget or method"
   assert.match(errors[1], /--budget must be small or full, got "huge"/);
   assert.match(errors[2], /unknown method\(s\) ppo/);
   assert.match(errors[3], /--seed must be a non-negative integer/);
+});
+
+function phase(method: PhaseResult["method"], pass: number[], extra: Partial<PhaseResult> = {}) {
+  return {
+    method,
+    key: "",
+    evals: pass.map((v, i) => ({
+      step: i,
+      passAtK: { "1": v / 2, "16": v },
+      meanReward: 0,
+      seconds: 1,
+    })),
+    fracZeroStd: [],
+    reward: [],
+    accuracy: [],
+    gradNorm: [0.5, 0.25],
+    negativeGroups: [],
+    last: {},
+    seconds: 1,
+    ...extra,
+  } as PhaseResult;
+}
+
+Deno.test("the reading of RESULTS.md states only what the figures show", () => {
+  const zero = reading(phase("sft", [0, 0]), [
+    phase("grpo", [0, 0], { fracZeroStd: [1, 1], reward: [0, 0] }),
+    phase("lens", [0, 0], { fracZeroStd: [1, 1], negativeGroups: [1, 0.5] }),
+  ], [1, 16]);
+  assert.match(zero[0], /No evaluation point solved a held-out problem/);
+  assert.match(zero[1], /^GRPO: every group had equal rewards .*\(mean grad_norm 0\.3750\)/);
+  assert.match(zero[2], /^LENS: .* all-wrong groups \(0\.750 of its groups/);
+  const some = reading(phase("sft", [0, 0.2]), [
+    phase("rloo", [0.2, 0.4], { fracZeroStd: [0.5, 0.25], reward: [0.1, 0.3] }),
+    phase("dpo", [0.2, 0.1]),
+  ], [1, 16]);
+  assert.equal(
+    some[0],
+    "pass@1 at the end: rloo 0.200, dpo 0.050; the SFT start was 0.100; highest: rloo.",
+  );
+  assert.match(some[1], /^pass@16 at the end: rloo 0\.400, dpo 0\.100; .* highest: rloo\./);
+  assert.match(some[2], /^RLOO: frac_reward_zero_std 0\.375, mean reward 0\.200/);
 });

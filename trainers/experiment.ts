@@ -164,8 +164,15 @@ export interface PhaseResult {
   /** Per step, the final values of a few method metrics (DPO/IPO: rewards/accuracies, margins). */
   last: Record<string, number>;
   seconds: number;
-  /** DPO/IPO: how the pairs were made. */
-  pairs?: { total: number; chosenFromSamples: number; rejectedFromSamples: number };
+  /** The commit of the code that ran the phase (when git could tell). */
+  commit?: string;
+  /** DPO/IPO: how the pairs were made, and how long sampling and scoring them took. */
+  pairs?: {
+    total: number;
+    chosenFromSamples: number;
+    rejectedFromSamples: number;
+    seconds?: number;
+  };
 }
 
 const KS = [1, 4, 8, 16];
@@ -347,12 +354,15 @@ export async function runExperiment(o: ExperimentOptions): Promise<{
       problems.push(...stepItems(train, s, b.rl.prompts, o.seed));
     }
     let rows;
+    let seconds: number | undefined;
     try {
       const cached = JSON.parse(await Deno.readTextFile(`${path}.key`));
-      if (cached !== key) throw new Error("stale");
+      if (cached.key !== key) throw new Error("stale");
+      seconds = cached.seconds;
       rows = (await Deno.readTextFile(path)).trim().split("\n").map((l) => JSON.parse(l));
       log(`pairs: ${rows.length} from ${path}`);
     } catch {
+      const tp = performance.now();
       const model = await loadModel(sftModelDir);
       const bar = new ProgressBar("pairs", problems.length);
       rows = await buildPairs(model, tok, problems, {
@@ -364,9 +374,11 @@ export async function runExperiment(o: ExperimentOptions): Promise<{
       bar.finish({ pairs: rows.length });
       model.dispose();
       await Deno.writeTextFile(path, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
-      await Deno.writeTextFile(`${path}.key`, JSON.stringify(key));
+      seconds = (performance.now() - tp) / 1000;
+      await Deno.writeTextFile(`${path}.key`, JSON.stringify({ key, seconds }));
     }
     const info = {
+      seconds,
       total: rows.length,
       chosenFromSamples: rows.filter((r) => r.chosen_source === "sample").length,
       rejectedFromSamples: rows.filter((r) => r.rejected_source === "sample").length,
@@ -400,6 +412,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<{
       negativeGroups: [],
       last: {},
       seconds: 0,
+      commit: gitCommit(),
       ...(method === "dpo" || method === "ipo" ? { pairs: pairsInfo } : {}),
     };
     const evalAt = async (step: number) => {
@@ -517,6 +530,56 @@ function gitCommit(): string {
   }
 }
 
+/** Plain statements read off the figures (no judgement beyond what they show). */
+export function reading(sft: PhaseResult, methods: PhaseResult[], ks: number[]): string[] {
+  const out: string[] = [];
+  const kMax = String(ks[ks.length - 1]);
+  const start = sft.evals[sft.evals.length - 1];
+  const all = [...sft.evals, ...methods.flatMap((m) => m.evals)];
+  if (all.every((e) => !(e.passAtK[kMax] > 0))) {
+    out.push(
+      `No evaluation point solved a held-out problem (pass@${kMax} = 0 everywhere, the SFT ` +
+        "model included), so this run cannot rank the methods by pass@k; the training signal " +
+        "below is what it shows.",
+    );
+  } else {
+    for (const k of ["1", kMax]) {
+      const ends = methods.map((m) => ({ m: m.method, v: m.evals[m.evals.length - 1].passAtK[k] }));
+      const best = ends.reduce((a, b) => (b.v > a.v ? b : a), ends[0]);
+      if (best) {
+        out.push(
+          `pass@${k} at the end: ${ends.map((e) => `${e.m} ${fmt(e.v)}`).join(", ")}; the SFT ` +
+            `start was ${fmt(start.passAtK[k])}; highest: ${best.m}.`,
+        );
+      }
+    }
+  }
+  for (const m of methods.filter((x) => x.fracZeroStd.length > 0)) {
+    const z = mean(m.fracZeroStd);
+    if (m.method === "lens") {
+      out.push(
+        `LENS: frac_reward_zero_std ${fmt(z)}, yet its mean grad_norm was ${
+          fmt(mean(m.gradNorm), 4)
+        }: all-wrong groups (${fmt(mean(m.negativeGroups))} of its groups on average) still ` +
+          "gave it a gradient.",
+      );
+    } else if (z === 1) {
+      out.push(
+        `${m.method.toUpperCase()}: every group had equal rewards at every step ` +
+          `(frac_reward_zero_std 1.000), so its policy-gradient term was zero and only the KL ` +
+          `term acted (mean grad_norm ${fmt(mean(m.gradNorm), 4)}).`,
+      );
+    } else {
+      out.push(
+        `${m.method.toUpperCase()}: frac_reward_zero_std ${fmt(z)}, mean reward ${
+          fmt(mean(m.reward))
+        }, mean grad_norm ${fmt(mean(m.gradNorm), 4)}.`,
+      );
+    }
+  }
+  return out;
+}
+
 /** RESULTS.md: the command, the machine, the settings and every figure measured. */
 export function resultsMarkdown(
   o: ExperimentOptions,
@@ -538,14 +601,21 @@ export function resultsMarkdown(
   L.push("## Run", "");
   L.push(`- Command: \`${o.command}\``);
   L.push(`- Date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`);
-  L.push(`- Commit: ${gitCommit()}`);
+  const commits = [...new Set([sft, ...methods].map((m) => m.commit ?? "not recorded"))];
+  L.push(`- Code: commit ${commits.join(", ")} ran the phases; ${gitCommit()} wrote this file`);
   L.push(
     `- Machine: ${cpuName()}, ${navigator.hardwareConcurrency} logical cores; WebGPU adapter ` +
       `${dev.description}${
         dev.isFallback ? " (software fallback)" : ""
       }; Deno ${Deno.version.deno}`,
   );
-  L.push(`- Wall time: ${(seconds / 60).toFixed(1)} min in this invocation`);
+  const pairSeconds = methods.find((m) => m.pairs)?.pairs?.seconds ?? 0;
+  const measured = [sft, ...methods].reduce((a, m) => a + m.seconds, 0) + pairSeconds;
+  L.push(
+    `- Time: ${(measured / 60).toFixed(1)} min for the phases below${
+      methods.some((m) => m.pairs) && !pairSeconds ? " (pair building not recorded)" : ""
+    }; this invocation ${(seconds / 60).toFixed(1)} min (finished phases are reused)`,
+  );
   const base = o.model
     ? `the checkpoint in \`${o.model}\``
     : `the \`${b.preset}\` preset with seeded random weights (${
@@ -598,6 +668,9 @@ export function resultsMarkdown(
   for (const m of methods) for (const e of m.evals.slice(1)) L.push(row(m.method, e));
   L.push("");
   const rl = methods.filter((m) => m.fracZeroStd.length > 0);
+  L.push("## What the figures say", "");
+  for (const line of reading(sft, methods, ks)) L.push(`- ${line}`);
+  L.push("");
   if (rl.length) {
     L.push("## Training signal of the RL methods", "");
     L.push(
@@ -658,6 +731,7 @@ export function resultsMarkdown(
   L.push("## Time per phase", "");
   L.push("| phase | minutes |", "|---|---:|");
   for (const m of [sft, ...methods]) L.push(`| ${m.method} | ${(m.seconds / 60).toFixed(1)} |`);
+  if (pairSeconds) L.push(`| pairs (sampling and scoring) | ${(pairSeconds / 60).toFixed(1)} |`);
   L.push("");
   L.push(
     "Per-step metrics, evaluations and plots are in each phase's directory under " +
