@@ -80,6 +80,12 @@ Deno.test(
     // The pairs come from the prompts the RL methods saw: one per prompt.
     const pairs = (await Deno.readTextFile(join(out, "pairs.jsonl"))).trim().split("\n");
     assert.equal(pairs.length, b.rl.steps * b.rl.prompts);
+    // A solver-written chosen side is in the style the SFT model learned (answer only here).
+    for (const row of pairs.map((l) => JSON.parse(l))) {
+      if (row.chosen_source === "solver") {
+        assert.match(row.chosen, /^<think>\n<\/think>\n<answer>[^<]+<\/answer>$/);
+      }
+    }
     assert.equal(r.methods[3].pairs?.total, pairs.length);
     const md = await Deno.readTextFile(results);
     assert.match(md, /Command: `deno task experiment countdown --budget test`/);
@@ -235,7 +241,10 @@ Deno.test("the reading of RESULTS.md states only what the figures show", () => {
   ], [1, 16]);
   assert.match(zero[0], /No evaluation point solved a held-out problem/);
   assert.match(zero[1], /^GRPO: every group had equal rewards .*\(mean grad_norm 0\.3750\)/);
-  assert.match(zero[2], /^LENS: .* all-wrong groups \(0\.750 of its groups/);
+  assert.match(
+    zero[2],
+    /^LENS: .*on the 2 of 2 steps where every group had equal rewards its mean grad_norm was 0\.3750 \(its all-wrong groups still gave a gradient\)/,
+  );
   const some = reading(phase("sft", [0, 0.2]), [
     phase("rloo", [0.2, 0.4], { fracZeroStd: [0.5, 0.25], reward: [0.1, 0.3] }),
     phase("dpo", [0.2, 0.1]),
@@ -246,4 +255,5 @@ Deno.test("the reading of RESULTS.md states only what the figures show", () => {
   );
   assert.match(some[1], /^pass@16 at the end: rloo 0\.400, dpo 0\.100; .* highest: rloo\./);
   assert.match(some[2], /^RLOO: frac_reward_zero_std 0\.375, mean reward 0\.200/);
+  assert.doesNotMatch(some[2], /steps where every group/);
 });

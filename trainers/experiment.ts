@@ -40,7 +40,7 @@ import {
 } from "./phase.ts";
 import { Rng } from "../engine/rng.ts";
 import { solve } from "../verifiers/countdown/solver.ts";
-import { makeTrace, type TraceStyle } from "../verifiers/countdown/traces.ts";
+import { makeTrace, renderTrace, type TraceStyle } from "../verifiers/countdown/traces.ts";
 import { ProgressBar } from "./progress.ts";
 import { renderReport } from "./report.ts";
 import { countdownTask, sftExamples } from "./tasks.ts";
@@ -370,6 +370,12 @@ export async function runExperiment(o: ExperimentOptions): Promise<{
         maxNewTokens: b.rl.maxNewTokens,
         temperature: b.rl.temperature,
         seed: o.seed,
+        // The solver's chosen completion in the style the SFT model learned.
+        solverCompletion: b.sft.style === "answer"
+          ? (_p, t) => answerOnly(t.answer)
+          : b.sft.style === "mixed"
+          ? undefined
+          : (p, t) => renderTrace(p, t.plan, b.sft.style as TraceStyle).response,
       }, (d) => bar.update(d));
       bar.finish({ pairs: rows.length });
       model.dispose();
@@ -483,6 +489,11 @@ export async function runExperiment(o: ExperimentOptions): Promise<{
   }
 }
 
+/** The "answer" SFT style: an empty think block, then the equation. */
+function answerOnly(equation: string): string {
+  return `<think>\n</think>\n<answer>${equation}</answer>`;
+}
+
 /** SFT examples: one solver-written trace per problem, in `style` (or every style in turn). */
 function traceExamples(
   problems: readonly Problem[],
@@ -495,9 +506,7 @@ function traceExamples(
   return problems.map((p) => {
     const sol = solve(p.numbers, p.target)!;
     const t = makeTrace(p, sol, { style: style === "answer" ? "compact" : style, rng });
-    const completion = style === "answer"
-      ? `<think>\n</think>\n<answer>${t.answer}</answer>`
-      : t.response;
+    const completion = style === "answer" ? answerOnly(t.answer) : t.response;
     return { prompt: countdownTask.prompt(p, tok), completion };
   });
 }
@@ -556,24 +565,31 @@ export function reading(sft: PhaseResult, methods: PhaseResult[], ks: number[]):
   }
   for (const m of methods.filter((x) => x.fracZeroStd.length > 0)) {
     const z = mean(m.fracZeroStd);
+    // Steps where every group had equal rewards: no policy-gradient signal for RLOO or GRPO.
+    const flat = m.fracZeroStd.flatMap((f, i) => (f === 1 ? [m.gradNorm[i]] : []));
+    const onFlat = flat.length
+      ? `; on the ${flat.length} of ${m.fracZeroStd.length} steps where every group had ` +
+        `equal rewards its mean grad_norm was ${fmt(mean(flat), 4)}`
+      : "";
+    const name = m.method.toUpperCase();
     if (m.method === "lens") {
       out.push(
-        `LENS: frac_reward_zero_std ${fmt(z)}, yet its mean grad_norm was ${
-          fmt(mean(m.gradNorm), 4)
-        }: all-wrong groups (${fmt(mean(m.negativeGroups))} of its groups on average) still ` +
-          "gave it a gradient.",
+        `${name}: frac_reward_zero_std ${fmt(z)}, mean grad_norm ${fmt(mean(m.gradNorm), 4)}` +
+          `${onFlat}${
+            flat.length && mean(flat) > 0 ? " (its all-wrong groups still gave a gradient)" : ""
+          }.`,
       );
     } else if (z === 1) {
       out.push(
-        `${m.method.toUpperCase()}: every group had equal rewards at every step ` +
-          `(frac_reward_zero_std 1.000), so its policy-gradient term was zero and only the KL ` +
-          `term acted (mean grad_norm ${fmt(mean(m.gradNorm), 4)}).`,
+        `${name}: every group had equal rewards at every step (frac_reward_zero_std 1.000), ` +
+          `so its policy-gradient term was zero and only the KL term acted (mean grad_norm ${
+            fmt(mean(m.gradNorm), 4)
+          }).`,
       );
     } else {
       out.push(
-        `${m.method.toUpperCase()}: frac_reward_zero_std ${fmt(z)}, mean reward ${
-          fmt(mean(m.reward))
-        }, mean grad_norm ${fmt(mean(m.gradNorm), 4)}.`,
+        `${name}: frac_reward_zero_std ${fmt(z)}, mean reward ${fmt(mean(m.reward))}, mean ` +
+          `grad_norm ${fmt(mean(m.gradNorm), 4)}${onFlat}.`,
       );
     }
   }
@@ -647,8 +663,9 @@ export function resultsMarkdown(
   L.push(
     `- DPO, IPO: ${b.pref.steps} steps x ${b.pref.batch} pairs, beta ${b.pref.beta}, lr ` +
       `${b.pref.lr}; pairs built by the verifier from the SFT model's own samples of the same ` +
-      `prompts (G = ${b.rl.groupSize} each): chosen a verified-correct sample (else a ` +
-      `solver-written trace), rejected a wrong sample (else a synthetic hard negative).`,
+      `prompts (G = ${b.rl.groupSize} each): chosen a verified-correct sample (else the ` +
+      `solver's solution written in the SFT completion style), rejected a wrong sample (else a ` +
+      `synthetic hard negative).`,
   );
   L.push(
     `- Evaluation: n = ${b.eval.n} samples per held-out problem at temperature ` +

@@ -16,7 +16,7 @@ import { makeNegative, NEGATIVE_BUCKETS } from "../verifiers/countdown/negatives
 import { generateProblems, type Problem } from "../verifiers/countdown/problems.ts";
 import { score } from "../verifiers/countdown/score.ts";
 import { solve } from "../verifiers/countdown/solver.ts";
-import { makeTrace } from "../verifiers/countdown/traces.ts";
+import { makeTrace, type Trace } from "../verifiers/countdown/traces.ts";
 import { ProgressBar } from "./progress.ts";
 import { rollout } from "./rollout.ts";
 import { countdownTask } from "./tasks.ts";
@@ -41,6 +41,11 @@ export interface PairOptions {
   maxNewTokens: number;
   temperature: number;
   seed: number;
+  /**
+   * The chosen completion when no sample is correct (default: a solver-written trace of a random
+   * style). The experiment passes the completion style its SFT model was trained on.
+   */
+  solverCompletion?: (p: Problem, trace: Trace) => string;
 }
 
 /**
@@ -93,7 +98,9 @@ export async function buildPairs(
       }
       rows.push({
         prompt,
-        chosen: good !== undefined ? r.completions[good] : trace.response,
+        chosen: good !== undefined
+          ? r.completions[good]
+          : o.solverCompletion?.(p, trace) ?? trace.response,
         rejected,
         numbers: p.numbers,
         target: p.target,
