@@ -251,9 +251,12 @@ Deno.test("the reading of RESULTS.md states only what the figures show", () => {
   ], [1, 16]);
   assert.equal(
     some[0],
-    "pass@1 at the end: rloo 0.200, dpo 0.050; the SFT start was 0.100; highest: rloo.",
+    "pass@1 at the end: rloo 0.200, dpo 0.050; the SFT start was 0.100; highest: rloo; " +
+      "highest during training: rloo at step 1 (0.200).",
   );
-  assert.match(some[1], /^pass@16 at the end: rloo 0\.400, dpo 0\.100; .* highest: rloo\./);
+  assert.match(some[1], /^pass@16 at the end: rloo 0\.400, dpo 0\.100; .* highest: rloo;/);
+  const faded = reading(phase("sft", [0, 0]), [phase("dpo", [0, 0.5, 0])], [1, 16]);
+  assert.match(faded[0], /none above 0; highest during training: dpo at step 1 \(0\.250\)\.$/);
   assert.match(some[2], /^RLOO: frac_reward_zero_std 0\.375, mean reward 0\.200/);
   assert.doesNotMatch(some[2], /steps where every group/);
 });

@@ -259,6 +259,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<{
   const log = o.log ?? ((s: string) => console.log(s));
   const b = o.budget;
   const t0 = performance.now();
+  // The code is loaded now, so the commit checked out now is the one that runs every phase.
+  const commit = gitCommit();
   await Deno.mkdir(o.out, { recursive: true });
   const dev = o.device ?? await Device.create();
   let baseDir = o.model;
@@ -418,7 +420,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<{
       negativeGroups: [],
       last: {},
       seconds: 0,
-      commit: gitCommit(),
+      commit,
       ...(method === "dpo" || method === "ipo" ? { pairs: pairsInfo } : {}),
     };
     const evalAt = async (step: number) => {
@@ -531,7 +533,10 @@ function cpuName(): string {
 
 function gitCommit(): string {
   try {
-    const out = new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"], stderr: "null" })
+    const out = new Deno.Command("git", {
+      args: ["describe", "--always", "--dirty", "--abbrev=7"],
+      stderr: "null",
+    })
       .outputSync();
     return out.success ? new TextDecoder().decode(out.stdout).trim() : "unknown";
   } catch {
@@ -554,13 +559,22 @@ export function reading(sft: PhaseResult, methods: PhaseResult[], ks: number[]):
   } else {
     for (const k of ["1", kMax]) {
       const ends = methods.map((m) => ({ m: m.method, v: m.evals[m.evals.length - 1].passAtK[k] }));
+      if (ends.length === 0) continue;
       const best = ends.reduce((a, b) => (b.v > a.v ? b : a), ends[0]);
-      if (best) {
-        out.push(
-          `pass@${k} at the end: ${ends.map((e) => `${e.m} ${fmt(e.v)}`).join(", ")}; the SFT ` +
-            `start was ${fmt(start.passAtK[k])}; highest: ${best.m}.`,
-        );
-      }
+      const points = methods.flatMap((m) =>
+        m.evals.slice(1).map((e) => ({ m: m.method, step: e.step, v: e.passAtK[k] }))
+      );
+      const peak = points.reduce((a, b) => (b.v > a.v ? b : a), points[0]);
+      out.push(
+        `pass@${k} at the end: ${ends.map((e) => `${e.m} ${fmt(e.v)}`).join(", ")}; the SFT ` +
+          `start was ${fmt(start.passAtK[k])}; ${
+            best.v > 0 ? `highest: ${best.m}` : "none above 0"
+          }${
+            peak && peak.v > 0
+              ? `; highest during training: ${peak.m} at step ${peak.step} (${fmt(peak.v)})`
+              : ""
+          }.`,
+      );
     }
   }
   for (const m of methods.filter((x) => x.fracZeroStd.length > 0)) {
