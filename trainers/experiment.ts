@@ -285,7 +285,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<{
       seeds: [o.seed],
       batchProblems: Math.max(1, Math.floor(128 / b.eval.n)),
     }, (done) => bar.update(done));
-    bar.finish({ "pass@1": r.passAtK["1"], "pass@16": r.passAtK["16"] ?? NaN });
+    const top = String(KS.filter((k) => k <= b.eval.n).pop() ?? 1);
+    bar.finish({ "pass@1": r.passAtK["1"], [`pass@${top}`]: r.passAtK[top] });
     return r;
   };
   const loadModel = async (dir: string) => {
