@@ -141,6 +141,24 @@ export function initTensor(spec: TensorSpec, seed: number): Float32Array {
   return fastNormals(new Rng(tensorSeed(seed, spec.name)), n, 0.02);
 }
 
+/**
+ * The checkpoint in `opts.out`: kept when it already has a model.safetensors (a run that starts
+ * again reuses its base model), otherwise written by `initModel`. Returns the directory.
+ */
+export async function ensureModel(
+  opts: InitModelOptions,
+  log: (line: string) => void = (l) => console.error(l),
+): Promise<string> {
+  try {
+    await Deno.stat(`${opts.out}/model.safetensors`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    log(`writing the ${opts.preset} checkpoint to ${opts.out}`);
+    await initModel(opts);
+  }
+  return opts.out;
+}
+
 /** Writes a seeded random checkpoint directory (see the file header). */
 export async function initModel(opts: InitModelOptions): Promise<InitModelResult> {
   const base = PRESETS[opts.preset];

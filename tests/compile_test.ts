@@ -1,33 +1,34 @@
 import assert from "node:assert/strict";
 import { main as cli, SELF_CHECK_OK, selfCheck } from "../cli.ts";
 import { main } from "../compile.ts";
+import { captureErrors } from "./util.ts";
+
+/** Runs `fn` with DENORT_BIN set to `value` (or unset), restoring it afterwards. */
+async function withDenort<T>(value: string | undefined, fn: () => Promise<T>): Promise<T> {
+  const saved = Deno.env.get("DENORT_BIN");
+  if (value === undefined) Deno.env.delete("DENORT_BIN");
+  else Deno.env.set("DENORT_BIN", value);
+  try {
+    return await fn();
+  } finally {
+    if (saved === undefined) Deno.env.delete("DENORT_BIN");
+    else Deno.env.set("DENORT_BIN", saved);
+  }
+}
 
 Deno.test("deno task compile without DENORT_BIN says what is missing and builds nothing", async () => {
-  const saved = Deno.env.get("DENORT_BIN");
-  Deno.env.delete("DENORT_BIN");
-  const errors: string[] = [];
-  const orig = console.error;
-  console.error = (...a: unknown[]) => errors.push(a.join(" "));
-  try {
-    assert.equal(await main([]), 1);
-  } finally {
-    console.error = orig;
-    if (saved !== undefined) Deno.env.set("DENORT_BIN", saved);
-  }
+  const [code, errors] = await withDenort(undefined, () => captureErrors(() => main([])));
+  assert.equal(code, 1);
   assert.match(errors.join("\n"), /DENORT_BIN/);
   assert.match(errors.join("\n"), /denort runtime/);
 });
 
 Deno.test("the binary's entry point names its commands and refuses unknown ones", async () => {
-  const orig = console.error;
-  const errors: string[] = [];
-  console.error = (...a: unknown[]) => errors.push(a.join(" "));
-  try {
-    assert.equal(await cli(["--help"]), 0);
-    assert.equal(await cli(["frobnicate"]), 2);
-  } finally {
-    console.error = orig;
-  }
+  const [codes, errors] = await captureErrors(async () => [
+    await cli(["--help"]),
+    await cli(["frobnicate"]),
+  ]);
+  assert.deepEqual(codes, [0, 2]);
   assert.match(errors[0], /train\|eval\|pairs\|experiment\|report\|init-model\|bench\|self-check/);
 });
 
@@ -45,18 +46,11 @@ Deno.test("a DENORT_BIN that is not a denort runtime gives no binary and says wh
   // --help); the self-check must catch it and remove the file.
   const dir = await Deno.makeTempDir({ prefix: "compile_" });
   const out = `${dir}/qp`;
-  const saved = Deno.env.get("DENORT_BIN");
-  Deno.env.set("DENORT_BIN", Deno.execPath());
-  const errors: string[] = [];
-  const orig = console.error;
-  console.error = (...a: unknown[]) => errors.push(a.join(" "));
-  try {
-    assert.equal(await main(["--out", out]), 1);
-  } finally {
-    console.error = orig;
-    if (saved === undefined) Deno.env.delete("DENORT_BIN");
-    else Deno.env.set("DENORT_BIN", saved);
-  }
+  const [code, errors] = await withDenort(
+    Deno.execPath(),
+    () => captureErrors(() => main(["--out", out])),
+  );
+  assert.equal(code, 1);
   await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
   assert.match(errors.join("\n"), /failed its self-check and was removed/);
   assert.match(errors.join("\n"), /denort runtime of deno/);

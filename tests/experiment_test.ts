@@ -19,7 +19,7 @@ import {
 import { readMetrics } from "../trainers/metrics.ts";
 import { makeOptimizer, type PhaseOptions, runPhase } from "../trainers/phase.ts";
 import type { Task } from "../trainers/tasks.ts";
-import { gpuTest, testDevice } from "./util.ts";
+import { captureErrors, gpuTest, testDevice } from "./util.ts";
 
 function microBudget(): Budget {
   const b = structuredClone(BUDGETS.small);
@@ -40,20 +40,23 @@ Deno.test(
     const device = await testDevice();
     const out = await Deno.makeTempDir({ prefix: "experiment_" });
     const results = join(out, "RESULTS.md");
-    const logs: string[] = [];
     const b = microBudget();
-    const r = await runExperiment({
-      budget: b,
-      budgetName: "test",
-      out,
-      results,
-      seed: 3,
-      methods: ["rloo", "grpo", "lens", "dpo", "ipo"],
-      model: null,
-      command: "deno task experiment countdown --budget test",
-      log: (s) => logs.push(s),
-      device,
-    });
+    const run = (log: (s: string) => void) =>
+      runExperiment({
+        budget: b,
+        budgetName: "test",
+        out,
+        results,
+        seed: 3,
+        methods: ["rloo", "grpo", "lens", "dpo", "ipo"],
+        model: null,
+        command: "deno task experiment countdown --budget test",
+        log,
+        device,
+      });
+    const first: string[] = [];
+    const r = await run((s) => first.push(s));
+    assert.ok(first.includes(`writing the tiny checkpoint to ${join(out, "base-model")}`));
     baseModel = join(out, "base-model");
     assert.deepEqual(r.methods.map((m) => m.method), ["rloo", "grpo", "lens", "dpo", "ipo"]);
     // SFT: evaluated before and after; every method starts from the SFT model's evaluation.
@@ -102,18 +105,7 @@ Deno.test(
 
     // A second invocation reuses every finished phase and writes the same figures.
     const again: string[] = [];
-    const r2 = await runExperiment({
-      budget: b,
-      budgetName: "test",
-      out,
-      results,
-      seed: 3,
-      methods: ["rloo", "grpo", "lens", "dpo", "ipo"],
-      model: null,
-      command: "deno task experiment countdown --budget test",
-      log: (s) => again.push(s),
-      device,
-    });
+    const r2 = await run((s) => again.push(s));
     assert.equal(again.filter((s) => s.includes("done earlier")).length, 6, again.join("\n"));
     assert.deepEqual(r2.methods.map((m) => m.evals), r.methods.map((m) => m.evals));
     const strip = (s: string) =>
@@ -196,17 +188,13 @@ Deno.test(
 );
 
 Deno.test("deno task experiment refuses an unknown experiment, budget or method", async () => {
-  const errors: string[] = [];
-  const orig = console.error;
-  console.error = (...a: unknown[]) => errors.push(a.join(" "));
-  try {
-    assert.equal(await main(["gsm8k"]), 2);
-    assert.equal(await main(["countdown", "--budget", "huge"]), 2);
-    assert.equal(await main(["countdown", "--methods", "grpo,ppo"]), 2);
-    assert.equal(await main(["countdown", "--seed", "x"]), 2);
-  } finally {
-    console.error = orig;
-  }
+  const [codes, errors] = await captureErrors(async () => [
+    await main(["gsm8k"]),
+    await main(["countdown", "--budget", "huge"]),
+    await main(["countdown", "--methods", "grpo,ppo"]),
+    await main(["countdown", "--seed", "x"]),
+  ]);
+  assert.deepEqual(codes, [2, 2, 2, 2]);
   assert.match(errors[0], /the one experiment is "countdown"/);
   assert.match(errors[1], /--budget must be small or full, got "huge"/);
   assert.match(errors[2], /unknown method\(s\) ppo/);

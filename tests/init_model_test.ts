@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadQwen2Config } from "../engine/config.ts";
 import { bf16ToF32, f32ToBf16 } from "../engine/dtype.ts";
-import { initModel, main } from "../engine/init_model.ts";
+import { ensureModel, initModel, main } from "../engine/init_model.ts";
 import { openCheckpoint } from "../engine/safetensors.ts";
 import { Tokenizer } from "../engine/tokenizer.ts";
 
@@ -200,4 +200,18 @@ Deno.test("the init-model command line writes a checkpoint and refuses bad argum
       console.log = log;
     }
   });
+});
+
+Deno.test("ensureModel() writes a checkpoint once and keeps it on the next call", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ensure_model_" });
+  const out = join(dir, "base");
+  const logs: string[] = [];
+  assert.equal(await ensureModel({ preset: "tiny", out, seed: 2 }, (l) => logs.push(l)), out);
+  assert.deepEqual(logs, [`writing the tiny checkpoint to ${out}`]);
+  const before = await Deno.readFile(join(out, "model.safetensors"));
+  // A different seed would give other weights: the existing checkpoint must be kept.
+  await ensureModel({ preset: "tiny", out, seed: 3 }, (l) => logs.push(l));
+  assert.equal(logs.length, 1);
+  assert.deepEqual(await Deno.readFile(join(out, "model.safetensors")), before);
+  await Deno.remove(dir, { recursive: true });
 });

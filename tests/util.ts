@@ -115,3 +115,15 @@ export function testDevice(): Promise<Device> {
 
 /** Deno.test options for tests that use the GPU: the device outlives single tests. */
 export const gpuTest = { sanitizeResources: false, sanitizeOps: false } as const;
+
+/** Runs `fn` with console.error captured; returns its result and the lines it wrote there. */
+export async function captureErrors<T>(fn: () => Promise<T>): Promise<[T, string[]]> {
+  const lines: string[] = [];
+  const orig = console.error;
+  console.error = (...a: unknown[]) => lines.push(a.join(" "));
+  try {
+    return [await fn(), lines];
+  } finally {
+    console.error = orig;
+  }
+}

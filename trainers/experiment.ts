@@ -19,13 +19,13 @@
  * preset; the `full` budget is meant for a GPU and a real Qwen2.5 checkpoint (`--model`).
  */
 import { parseArgs } from "node:util";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parameterCount, type PresetName, PRESETS } from "../engine/config.ts";
 import { Device } from "../engine/device.ts";
-import { initModel } from "../engine/init_model.ts";
+import { ensureModel } from "../engine/init_model.ts";
 import { Qwen2 } from "../engine/qwen2.ts";
 import { Tokenizer } from "../engine/tokenizer.ts";
-import { generateProblems, type Problem } from "../verifiers/countdown/problems.ts";
+import type { Problem } from "../verifiers/countdown/problems.ts";
 import { type EvalResult, evaluate } from "./evaluate.ts";
 import { evalRow, openEvals, openMetrics } from "./metrics.ts";
 import type { TrainerName } from "./objective.ts";
@@ -43,7 +43,7 @@ import { solve } from "../verifiers/countdown/solver.ts";
 import { makeTrace, renderTrace, type TraceStyle } from "../verifiers/countdown/traces.ts";
 import { ProgressBar } from "./progress.ts";
 import { renderReport } from "./report.ts";
-import { countdownTask, sftExamples } from "./tasks.ts";
+import { countdownSplits, countdownTask, sftExamples } from "./tasks.ts";
 
 export const EXPERIMENT_METHODS = ["rloo", "grpo", "lens", "dpo", "ipo"] as const;
 export type ExperimentMethod = typeof EXPERIMENT_METHODS[number];
@@ -190,65 +190,45 @@ async function readResult(dir: string, key: string): Promise<PhaseResult | null>
   }
 }
 
-async function writeJson(path: string, value: unknown): Promise<void> {
+/** Writes through a temporary file and a rename, so a reader never sees half a file. */
+async function writeAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  await Deno.writeTextFile(tmp, JSON.stringify(value, null, 2) + "\n");
+  await Deno.writeTextFile(tmp, text);
   await Deno.rename(tmp, path);
 }
 
-function phaseOptions(
-  b: Budget,
-  trainer: TrainerName,
-  seed: number,
-): PhaseOptions {
+function writeJson(path: string, value: unknown): Promise<void> {
+  return writeAtomic(path, JSON.stringify(value, null, 2) + "\n");
+}
+
+function phaseOptions(b: Budget, trainer: TrainerName, seed: number): PhaseOptions {
   const rl = trainer === "rloo" || trainer === "grpo" || trainer === "lens";
   const pref = trainer === "dpo" || trainer === "ipo";
-  const base = {
+  const { steps, batch, lr } = rl
+    ? { steps: b.rl.steps, batch: b.rl.prompts, lr: b.rl.lr }
+    : pref
+    ? b.pref
+    : b.sft;
+  return {
     trainer,
+    steps,
+    batchSize: batch,
+    lr,
+    objective: rl ? { beta: b.rl.beta } : pref ? { beta: b.pref.beta } : {},
     accumulation: 1,
     warmupSteps: 2,
-    schedule: "cosine" as const,
+    schedule: "cosine",
     minLrRatio: 0.1,
     weightDecay: 0,
-    adamBetas: [0.9, 0.999] as [number, number],
+    adamBetas: [0.9, 0.999],
     adamEps: 1e-8,
     clipNorm: 1,
     seed,
     groupSize: b.rl.groupSize,
     temperature: b.rl.temperature,
     maxNewTokens: b.rl.maxNewTokens,
-    reward: "binary" as const,
+    reward: "binary",
   };
-  if (rl) {
-    return {
-      ...base,
-      steps: b.rl.steps,
-      batchSize: b.rl.prompts,
-      lr: b.rl.lr,
-      objective: { beta: b.rl.beta },
-    };
-  }
-  if (pref) {
-    return {
-      ...base,
-      steps: b.pref.steps,
-      batchSize: b.pref.batch,
-      lr: b.pref.lr,
-      objective: { beta: b.pref.beta },
-    };
-  }
-  return { ...base, steps: b.sft.steps, batchSize: b.sft.batch, lr: b.sft.lr, objective: {} };
-}
-
-/** Held-out problems and disjoint training problems. */
-export function experimentSplits(b: Budget, seed: number): { train: Problem[]; held: Problem[] } {
-  const opts = { count: b.numbers, numberRange: b.numberRange, targetRange: b.targetRange };
-  const held = generateProblems(b.eval.problems, seed * 2 + 1, opts);
-  const key = (p: Problem) => `${[...p.numbers].sort((a, c) => a - c).join(",")}=${p.target}`;
-  const heldKeys = new Set(held.map(key));
-  const train = generateProblems(b.trainProblems, seed * 2 + 2, opts)
-    .filter((p) => !heldKeys.has(key(p)));
-  return { train, held };
 }
 
 export async function runExperiment(o: ExperimentOptions): Promise<{
@@ -263,18 +243,15 @@ export async function runExperiment(o: ExperimentOptions): Promise<{
   const commit = gitCommit();
   await Deno.mkdir(o.out, { recursive: true });
   const dev = o.device ?? await Device.create();
-  let baseDir = o.model;
-  if (!baseDir) {
-    baseDir = join(o.out, "base-model");
-    try {
-      await Deno.stat(join(baseDir, "model.safetensors"));
-    } catch {
-      log(`writing the ${b.preset} checkpoint to ${baseDir}`);
-      await initModel({ preset: b.preset, out: baseDir, seed: o.seed });
-    }
-  }
+  const baseDir = o.model ??
+    await ensureModel({ preset: b.preset, out: join(o.out, "base-model"), seed: o.seed }, log);
   const tok = await Tokenizer.default();
-  const { train, held } = experimentSplits(b, o.seed);
+  const { train, held } = countdownSplits(
+    { count: b.numbers, numberRange: b.numberRange, targetRange: b.targetRange },
+    b.eval.problems,
+    b.trainProblems,
+    o.seed,
+  );
   const evalOnce = async (model: Qwen2, label: string) => {
     const bar = new ProgressBar(`eval ${label}`, held.length);
     const r = await evaluate(model, tok, countdownTask, held, {
@@ -339,11 +316,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<{
     seconds,
   });
   if (o.results) {
-    const md = resultsMarkdown(o, dev, baseDir, sft, methods, seconds);
-    const tmp = `${o.results}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-    await Deno.mkdir(join(o.results, ".."), { recursive: true });
-    await Deno.writeTextFile(tmp, md);
-    await Deno.rename(tmp, o.results);
+    await Deno.mkdir(dirname(o.results), { recursive: true });
+    await writeAtomic(o.results, resultsMarkdown(o, dev, baseDir, sft, methods, seconds));
     log(`wrote ${o.results}`);
   }
   return { sft, methods, seconds };
@@ -382,9 +356,9 @@ export async function runExperiment(o: ExperimentOptions): Promise<{
       }, (d) => bar.update(d));
       bar.finish({ pairs: rows.length });
       model.dispose();
-      await Deno.writeTextFile(path, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+      await writeAtomic(path, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
       seconds = (performance.now() - tp) / 1000;
-      await Deno.writeTextFile(`${path}.key`, JSON.stringify({ key, seconds }));
+      await writeJson(`${path}.key`, { key, seconds });
     }
     const info = {
       seconds,

@@ -6,7 +6,11 @@
  */
 import { Rng } from "../engine/rng.ts";
 import type { Tokenizer } from "../engine/tokenizer.ts";
-import type { Problem as CountdownProblem } from "../verifiers/countdown/problems.ts";
+import {
+  type GenerateOptions,
+  generateProblems,
+  type Problem as CountdownProblem,
+} from "../verifiers/countdown/problems.ts";
 import { basePrompt } from "../verifiers/countdown/prompt.ts";
 import {
   reward as countdownReward,
@@ -48,6 +52,25 @@ export const countdownTask: Task<CountdownProblem> = {
   },
   stopStrings: ["</answer>"],
 };
+
+/**
+ * Countdown problems for training and a disjoint held-out set (no training problem has the same
+ * numbers and target as a held-out one), both from `seed`.
+ */
+export function countdownSplits(
+  opts: GenerateOptions,
+  heldCount: number,
+  trainCount: number,
+  seed: number,
+): { train: CountdownProblem[]; held: CountdownProblem[] } {
+  const held = generateProblems(heldCount, seed * 2 + 1, opts);
+  const key = (p: CountdownProblem) =>
+    `${[...p.numbers].sort((a, b) => a - b).join(",")}=${p.target}`;
+  const heldKeys = new Set(held.map(key));
+  const train = generateProblems(trainCount, seed * 2 + 2, opts)
+    .filter((p) => !heldKeys.has(key(p)));
+  return { train, held };
+}
 
 /** SFT examples for a task: one supervised completion per problem, seeded. */
 export function sftExamples<P>(

@@ -20,11 +20,11 @@ import {
   type Qwen2Config,
 } from "../engine/config.ts";
 import { Device } from "../engine/device.ts";
-import { initModel } from "../engine/init_model.ts";
+import { ensureModel } from "../engine/init_model.ts";
 import { Qwen2 } from "../engine/qwen2.ts";
 import { Rng } from "../engine/rng.ts";
 import { Tokenizer } from "../engine/tokenizer.ts";
-import { generateProblems, type Problem } from "../verifiers/countdown/problems.ts";
+import type { Problem } from "../verifiers/countdown/problems.ts";
 import { makeNegative, NEGATIVE_BUCKETS } from "../verifiers/countdown/negatives.ts";
 import { score as countdownScore } from "../verifiers/countdown/score.ts";
 import { solve } from "../verifiers/countdown/solver.ts";
@@ -45,6 +45,7 @@ import { renderReport } from "./report.ts";
 import { ConfigFieldError, helpText, parseTrainArgs, type RunConfig } from "./run_config.ts";
 import { latestCheckpoint, loadCheckpoint, readState, saveCheckpoint } from "./run_state.ts";
 import {
+  countdownSplits,
   countdownTask,
   type Gsm8kProblem,
   gsm8kTask,
@@ -112,17 +113,6 @@ function phaseOptions(
     reward: c.reward as "dense" | "binary",
     objective,
   };
-}
-
-/** Countdown problems for training and a disjoint held-out set. */
-function countdownSplits(c: RunConfig): { train: Problem[]; held: Problem[] } {
-  const opts = { count: c.countdownNumbers };
-  const held = generateProblems(c.evalProblems, c.seed * 2 + 1, opts);
-  const key = (p: Problem) => `${[...p.numbers].sort((a, b) => a - b).join(",")}=${p.target}`;
-  const heldKeys = new Set(held.map(key));
-  const train = generateProblems(c.trainProblems, c.seed * 2 + 2, opts)
-    .filter((p) => !heldKeys.has(key(p)));
-  return { train, held };
 }
 
 /** Preference pairs from Countdown: a solver trace (chosen) and a hard negative (rejected). */
@@ -223,7 +213,12 @@ async function trainPhase<P>(
 
 async function defaultRun(ctx: Ctx, resume: string | null): Promise<void> {
   const { c } = ctx;
-  const { train, held } = countdownSplits(c);
+  const { train, held } = countdownSplits(
+    { count: c.countdownNumbers },
+    c.evalProblems,
+    c.trainProblems,
+    c.seed,
+  );
   const task = countdownTask;
   const S = c.sftSteps, R = c.rlSteps;
   const done = resume ? (await readState(resume)).step : -1;
@@ -314,7 +309,12 @@ async function singleRun(ctx: Ctx, resume: string | null): Promise<void> {
       data = { kind: "rl", task: gsm8kTask, problems } as PhaseData<unknown>;
     }
   } else {
-    const { train: generated, held: h } = countdownSplits(c);
+    const { train: generated, held: h } = countdownSplits(
+      { count: c.countdownNumbers },
+      c.evalProblems,
+      c.trainProblems,
+      c.seed,
+    );
     held = h;
     task = countdownTask as Task<unknown>;
     const train = c.data && !isPairs && trainer !== "sft"
@@ -424,16 +424,12 @@ export async function main(argv: string[]): Promise<number> {
   if (c.resume && !resume) console.error(`no complete checkpoint in ${runDir}; starting fresh`);
   await Deno.writeTextFile(join(runDir, "config.json"), JSON.stringify(c, null, 2) + "\n");
   const dev = await Device.create();
-  let modelDir = c.model;
-  if (!modelDir) {
-    modelDir = join(runDir, "base-model");
-    try {
-      await Deno.stat(join(modelDir, "model.safetensors"));
-    } catch {
-      console.error(`writing the ${c.preset} checkpoint to ${modelDir}`);
-      await initModel({ preset: c.preset as PresetName, out: modelDir, seed: c.seed });
-    }
-  }
+  const modelDir = c.model ??
+    await ensureModel({
+      preset: c.preset as PresetName,
+      out: join(runDir, "base-model"),
+      seed: c.seed,
+    });
   const model = await Qwen2.load(dev, resume ?? modelDir);
   const tok = model.tokenizer ?? await Tokenizer.default();
   model.tokenizer = tok;
