@@ -31,6 +31,7 @@ export const benches: Bench[] = [{
     const ms = await timeGpu(dev, () => opt.record(), {
       minMs: quick ? 0 : 2000,
       maxIters: quick ? 2 : 10,
+      batchBelowMs: quick ? 0 : 20,
     });
     const bytes = 32 * n;
     opt.dispose();

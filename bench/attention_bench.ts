@@ -133,7 +133,9 @@ export const benches: Bench[] = [{
   async run({ dev, quick }) {
     const t = quick ? 64 : 512;
     const rng = new Rng(7);
-    const timing = quick ? { minMs: 0, minIters: 1, warmup: 1 } : { minMs: 2000, minIters: 3 };
+    const timing = quick
+      ? { minMs: 0, minIters: 1, warmup: 1, batchBelowMs: 0 }
+      : { minMs: 2000, minIters: 3 };
     const fwdFlops = 4 * (t * t / 2) * D * HQ;
     const dims = { numHeads: HQ, numKvHeads: HKV, headDim: D };
     const results: BenchResult[] = [];

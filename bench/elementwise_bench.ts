@@ -9,7 +9,7 @@ export const benches: Bench[] = [{
     const a = dev.zeros("a", [n]), b = dev.zeros("b", [n]), out = dev.empty("out", [n]);
     const ms = await timeGpu(dev, () => {
       add(dev, a, b, out);
-    }, { minMs: quick ? 0 : 1000 });
+    }, { minMs: quick ? 0 : 1000, batchBelowMs: quick ? 0 : 20 });
     for (const t of [a, b, out]) t.dispose();
     return [{ name: "add", shape: [n], ms, gbps: gbps(3 * 4 * n, ms) }];
   },

@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--json FILE] [--only NAME[,NAME]] [--quick]`: runs every bench/*_bench.ts
+ * `deno task bench [--json FILE] [--only NAME[,NAME]] [--quick] [--large]`: runs every bench/*_bench.ts
  * on the WebGPU adapter and prints ms and GFLOPS (or GB/s) beside the peer measured in the
  * same run.
  */
@@ -30,6 +30,7 @@ export async function main(args: string[]): Promise<number> {
       json: { type: "string" },
       only: { type: "string" },
       quick: { type: "boolean", default: false },
+      large: { type: "boolean", default: false },
     },
     strict: true,
   });
@@ -43,7 +44,12 @@ export async function main(args: string[]): Promise<number> {
   }
   const results: BenchResult[] = [];
   for (const b of chosen) {
-    const rs = await b.run({ dev, quick: values.quick, log: (l) => console.log(l) });
+    const rs = await b.run({
+      dev,
+      quick: values.quick,
+      large: values.large,
+      log: (l) => console.log(l),
+    });
     for (const r of rs) {
       console.log(formatResult(r));
       results.push(r);

@@ -1,7 +1,8 @@
 /**
  * End-to-end model throughput: forward+backward tokens/s at 512 packed tokens for the tiny
  * preset and for a two-layer slice of the Qwen2.5-0.5B shapes with the full LM head, and
- * generation tokens/s for 8 samples x 128 new tokens on the tiny preset.
+ * generation tokens/s for 8 samples x 128 new tokens on the tiny preset. With `--large` (for a
+ * real GPU), the same two figures for the whole 0.5b-shape model (24 layers).
  *
  * Peer (same run): the forward alone (inference `logprobs`), so the cost of training over
  * scoring is visible; for generation the peer is re-running a full forward over the growing
@@ -66,8 +67,12 @@ async function fwdBwd(dev: Device, name: string, cfg: Qwen2Config, tokens: numbe
   return r;
 }
 
-async function generation(dev: Device, quick: boolean): Promise<BenchResult> {
-  const cfg = PRESETS.tiny;
+async function generation(
+  dev: Device,
+  quick: boolean,
+  cfg: Qwen2Config,
+  label: string,
+): Promise<BenchResult> {
   const model = randomModel(dev, cfg);
   const G = 8, newTokens = quick ? 16 : 128;
   const prompt = Array.from({ length: 32 }, (_, i) => 1000 + i);
@@ -92,7 +97,7 @@ async function generation(dev: Device, quick: boolean): Promise<BenchResult> {
   const peerMs = ((performance.now() - t1) / (steps * G)) * produced;
   model.dispose();
   return {
-    name: "generate_tiny",
+    name: `generate_${label}`,
     shape: [G, newTokens],
     ms,
     peer: { name: "full forward per token, no KV cache (extrapolated)", ms: peerMs },
@@ -102,7 +107,7 @@ async function generation(dev: Device, quick: boolean): Promise<BenchResult> {
 
 export const benches: Bench[] = [{
   name: "model",
-  run: async ({ dev, quick, log }) => {
+  run: async ({ dev, quick, large, log }) => {
     const out: BenchResult[] = [];
     const tokens = quick ? 64 : 512;
     out.push(await fwdBwd(dev, "tiny", PRESETS.tiny, tokens, 4));
@@ -110,7 +115,12 @@ export const benches: Bench[] = [{
     const slice: Qwen2Config = { ...PRESETS["0.5b-shape"], numLayers: 2 };
     out.push(await fwdBwd(dev, "0.5b_2layers", slice, quick ? 32 : tokens, quick ? 1 : 2));
     log(`model: 0.5b two-layer slice done`);
-    out.push(await generation(dev, quick));
+    if (large && !quick) {
+      out.push(await fwdBwd(dev, "0.5b", PRESETS["0.5b-shape"], tokens, 2));
+      log(`model: whole 0.5b shape done`);
+    }
+    out.push(await generation(dev, quick, PRESETS.tiny, "tiny"));
+    if (large && !quick) out.push(await generation(dev, quick, PRESETS["0.5b-shape"], "0.5b"));
     return out;
   },
 }];

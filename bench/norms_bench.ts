@@ -32,8 +32,10 @@ export async function msPerCall(
   quick: boolean,
   reps = 16,
 ): Promise<number> {
-  if (quick) return await timeGpu(dev, record, { minMs: 0, minIters: 1, warmup: 1 });
-  const opts = { minMs: 500, minIters: 3 };
+  if (quick) {
+    return await timeGpu(dev, record, { minMs: 0, minIters: 1, warmup: 1, batchBelowMs: 0 });
+  }
+  const opts = { minMs: 500, minIters: 3, batchBelowMs: 0 };
   const one = await timeGpu(dev, record, opts);
   const many = await timeGpu(dev, () => {
     for (let i = 0; i < reps; i++) record();
