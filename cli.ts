@@ -14,6 +14,7 @@ const KERNELS = [
   "elementwise",
   "embedding",
   "gemm",
+  "gemm_tiled",
   "rmsnorm",
   "rope",
   "sampling",

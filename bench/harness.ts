@@ -50,54 +50,79 @@ export interface TimeOptions {
   minIters?: number;
   maxIters?: number;
   /**
-   * When one call plus its submit-and-wait takes less than this many ms, several calls are
-   * recorded per wait and the time is divided among them, so a fast GPU's figure is the work's
-   * and not the round trip's (default 20; 0 turns batching off).
+   * When one call plus its wait takes less than this many ms, calls are timed in batches (see
+   * `timeCalls`); default 20, 0 turns batching off.
    */
   batchBelowMs?: number;
+  /** The largest batch (default 4096). */
+  maxBatch?: number;
 }
 
-/** Calls per timed iteration: enough that one iteration lasts about 4x `belowMs`, at most 256. */
-export function batchSize(oneMs: number, belowMs: number): number {
-  if (belowMs <= 0 || oneMs >= belowMs) return 1;
-  return Math.min(256, Math.ceil((4 * belowMs) / Math.max(oneMs, 0.01)));
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
 }
 
 /**
- * Median wall time in ms of one `record()`, each timed iteration ending in `dev.sync()`.
- * `record` records GPU work (dispatches) or does any async work. Calls that finish faster
- * than `batchBelowMs` are timed in batches (see TimeOptions), so the figure is per call with
- * the wait shared among the batch.
+ * Median ms per call of `record`, each timed iteration ending in `wait()` (which returns once
+ * the recorded work is done).
+ *
+ * A wait has a fixed cost of its own (Deno's WebGPU polls for finished work; about 11 ms here,
+ * on llvmpipe and on an NVIDIA driver alike), larger than many kernels take on a real GPU.
+ * So when one call and its wait take less than `batchBelowMs`, the batch of calls per wait
+ * doubles until a batch takes several times that, and the figure is the slope between batches
+ * of r and r/2 calls: (T(r) - T(r/2)) / (r/2), which the fixed cost cancels out of. Where noise
+ * makes the slope meaningless (not positive), it is T(r) / r, the fixed cost included.
  */
-export async function timeGpu(
+export async function timeCalls(
+  record: () => void | Promise<void>,
+  wait: () => Promise<void>,
+  opts: TimeOptions = {},
+): Promise<number> {
+  const run = async (reps: number) => {
+    const t0 = performance.now();
+    for (let r = 0; r < reps; r++) await record();
+    await wait();
+    return performance.now() - t0;
+  };
+  for (let i = 0; i < (opts.warmup ?? 1); i++) await run(1);
+  const minMs = opts.minMs ?? 1000;
+  const minIters = opts.minIters ?? 3;
+  const maxIters = opts.maxIters ?? 50;
+  const below = opts.batchBelowMs ?? 20;
+  const one = await run(1);
+  if (below <= 0 || one >= below) {
+    const times = [one];
+    let total = one;
+    while (times.length < maxIters && (times.length < minIters || total < minMs)) {
+      const dt = await run(1);
+      times.push(dt);
+      total += dt;
+    }
+    return median(times);
+  }
+  const maxBatch = opts.maxBatch ?? 4096;
+  let reps = 2;
+  while (reps < maxBatch && await run(reps) < 4 * Math.max(below, one)) reps *= 2;
+  const big: number[] = [], small: number[] = [];
+  let total = 0;
+  while (big.length < maxIters && (big.length < minIters || total < minMs)) {
+    const b = await run(reps), s = await run(reps / 2);
+    big.push(b);
+    small.push(s);
+    total += b + s;
+  }
+  const slope = (median(big) - median(small)) / (reps / 2);
+  return slope > 0 ? slope : median(big) / reps;
+}
+
+/** `timeCalls` with the device's own wait for submitted work. */
+export function timeGpu(
   dev: Device,
   record: () => void | Promise<void>,
   opts: TimeOptions = {},
 ): Promise<number> {
-  const warmup = opts.warmup ?? 1;
-  let one = Infinity;
-  for (let i = 0; i < warmup; i++) {
-    const t0 = performance.now();
-    await record();
-    await dev.sync();
-    one = performance.now() - t0;
-  }
-  const reps = batchSize(one, opts.batchBelowMs ?? 20);
-  const times: number[] = [];
-  const minMs = opts.minMs ?? 1000;
-  const minIters = opts.minIters ?? 3;
-  const maxIters = opts.maxIters ?? 50;
-  let total = 0;
-  while (times.length < maxIters && (times.length < minIters || total < minMs)) {
-    const t0 = performance.now();
-    for (let r = 0; r < reps; r++) await record();
-    await dev.sync();
-    const dt = performance.now() - t0;
-    times.push(dt / reps);
-    total += dt;
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return timeCalls(record, () => dev.sync(), opts);
 }
 
 /** GFLOP/s of `flops` done in `ms`. */

@@ -1,10 +1,10 @@
 /**
- * `deno task bench [--json FILE] [--only NAME[,NAME]] [--quick] [--large]`: runs every bench/*_bench.ts
+ * `deno task bench [--json FILE] [--only NAME[,NAME]] [--quick] [--large] [--gemm FORM]`: runs every bench/*_bench.ts
  * on the WebGPU adapter and prints ms and GFLOPS (or GB/s) beside the peer measured in the
  * same run.
  */
 import { parseArgs } from "node:util";
-import { Device } from "../engine/device.ts";
+import { Device, type GemmForm } from "../engine/device.ts";
 import { type Bench, type BenchResult, formatResult } from "./harness.ts";
 
 export async function discoverBenches(): Promise<Bench[]> {
@@ -22,6 +22,14 @@ export async function discoverBenches(): Promise<Bench[]> {
   return benches;
 }
 
+/** `blocked`, `tiled` or `tiled8`, optionally with `:WX,WY,BK` (e.g. `tiled8:16,8,16`). */
+export function parseGemm(s: string, base: GemmForm): GemmForm {
+  const m = /^(blocked|tiled8|tiled)(?::(\d+),(\d+),(\d+))?$/.exec(s);
+  if (!m) throw new RangeError(`--gemm ${s}: expected blocked, tiled or tiled8[:WX,WY,BK]`);
+  const form = m[1] as GemmForm["form"];
+  return m[2] ? { form, wx: +m[2], wy: +m[3], bk: +m[4] } : { ...base, form };
+}
+
 /** Runs the chosen benches; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -31,10 +39,16 @@ export async function main(args: string[]): Promise<number> {
       only: { type: "string" },
       quick: { type: "boolean", default: false },
       large: { type: "boolean", default: false },
+      gemm: { type: "string" },
     },
     strict: true,
   });
   const dev = await Device.create();
+  if (values.gemm) dev.gemm = parseGemm(values.gemm, dev.gemm);
+  const g = dev.gemm;
+  console.log(
+    `matmul kernel: ${g.form === "blocked" ? "blocked" : `${g.form} ${g.wx}x${g.wy} bk ${g.bk}`}`,
+  );
   const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
   const all = await discoverBenches();
   const chosen = only ? all.filter((b) => only.includes(b.name)) : all;
@@ -56,7 +70,7 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   if (values.json) {
-    const out = { adapter: dev.description, fallback: dev.isFallback, results };
+    const out = { adapter: dev.description, fallback: dev.isFallback, gemm: dev.gemm, results };
     await Deno.writeTextFile(values.json, JSON.stringify(out, null, 2) + "\n");
     console.log(`wrote ${values.json}`);
   }

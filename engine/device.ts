@@ -78,8 +78,23 @@ export interface Kernel {
   readonly layout: GPUBindGroupLayout;
 }
 
+/**
+ * Which matmul kernel runs (engine/gemm.ts): "blocked" (kernels/gemm.wgsl, register blocks
+ * without workgroup memory, the fast form on llvmpipe) or "tiled" (kernels/gemm_tiled.wgsl,
+ * workgroup-memory tiles of 4 wy x 4 wx with k steps of bk, the form for GPUs) or "tiled8"
+ * (the same with 8 x 8 blocks per invocation: tiles of 8 wy x 8 wx).
+ */
+export interface GemmForm {
+  form: "blocked" | "tiled" | "tiled8";
+  wx: number;
+  wy: number;
+  bk: number;
+}
+
 export interface DeviceOptions {
   powerPreference?: GPUPowerPreference;
+  /** The matmul kernel; by default "blocked" on a fallback (CPU) adapter, "tiled" elsewhere. */
+  gemm?: Partial<GemmForm>;
   /** Where the adapter line goes; defaults to stderr. Pass `() => {}` to silence. */
   log?: (line: string) => void;
 }
@@ -115,6 +130,7 @@ export class Device {
   readonly isFallback: boolean;
   readonly limits: GPUSupportedLimits;
   readonly features: ReadonlySet<string>;
+  #gemm: GemmForm;
 
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -147,6 +163,7 @@ export class Device {
       .isFallbackAdapter ?? false;
     this.limits = gpu.limits;
     this.features = new Set(gpu.features);
+    this.#gemm = { form: this.isFallback ? "blocked" : "tiled", wx: 16, wy: 16, bk: 16 };
     this.#uniformArena = gpu.createBuffer({
       label: "uniform arena",
       size: UNIFORM_ARENA_BYTES,
@@ -203,6 +220,7 @@ export class Device {
     }
     const gpu = await adapter.requestDevice({ requiredLimits, requiredFeatures });
     const dev = new Device(gpu, adapter.info);
+    if (opts.gemm) dev.gemm = { ...dev.gemm, ...opts.gemm };
     const log = opts.log ?? ((line: string) => console.error(line));
     log(
       `[device] ${dev.description}${dev.isFallback ? " (fallback/software adapter)" : ""}; ` +
@@ -426,6 +444,44 @@ export class Device {
    * The pipeline for `entry` in `kernels/<file>.wgsl` with the given override constants,
    * compiled once and cached.
    */
+  /** The matmul kernel in use (see GemmForm). Same form, same bits. */
+  get gemm(): GemmForm {
+    return { ...this.#gemm };
+  }
+
+  /** Chooses the matmul kernel; a tile over the workgroup limits is refused, naming them. */
+  set gemm(g: GemmForm) {
+    if (g.form !== "blocked" && g.form !== "tiled" && g.form !== "tiled8") {
+      throw new RangeError(
+        `gemm form ${JSON.stringify(g.form)}: expected "blocked", "tiled" or "tiled8"`,
+      );
+    }
+    for (const [k, v] of [["wx", g.wx], ["wy", g.wy], ["bk", g.bk]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`gemm ${k} ${v}: expected >= 1`);
+    }
+    const inv = this.limits.maxComputeInvocationsPerWorkgroup;
+    if (g.wx * g.wy > inv || g.wx > this.limits.maxComputeWorkgroupSizeX) {
+      throw new LimitError(
+        `gemm tile ${g.wx} x ${g.wy} invocations`,
+        "maxComputeInvocationsPerWorkgroup",
+        g.wx * g.wy,
+        inv,
+      );
+    }
+    const r = g.form === "tiled8" ? 2 : 1;
+    const bytes = 16 * g.bk * (r * g.wx + r * g.wy + 2);
+    const ws = this.limits.maxComputeWorkgroupStorageSize;
+    if (bytes > ws) {
+      throw new LimitError(
+        `gemm tile ${g.wx} x ${g.wy}, bk ${g.bk} (workgroup bytes)`,
+        "maxComputeWorkgroupStorageSize",
+        bytes,
+        ws,
+      );
+    }
+    this.#gemm = { form: g.form, wx: g.wx, wy: g.wy, bk: g.bk };
+  }
+
   kernel(file: string, entry: string, constants: Record<string, number> = {}): Kernel {
     const keys = Object.keys(constants).sort();
     const key = `${file}:${entry}:${keys.map((k) => `${k}=${constants[k]}`).join(",")}`;

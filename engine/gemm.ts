@@ -4,8 +4,9 @@
  *
  * Operands are Tensors or row slices of one (`w.rows(start, count)`), 2-D by their shape:
  *   A [M, K] (or [K, M] with transA), B [K, N] (or [N, K] with transB), C [M, N], bias [N].
- * The vec4 kernels run when their layout allows it; anything else takes the strided scalar
- * kernel, so every shape works.
+ * Two kernels, chosen by `dev.gemm` (the device picks by adapter): "blocked" (gemm.wgsl; its
+ * vec4 entries run when their layout allows it, anything else takes the strided scalar entry)
+ * and "tiled" (gemm_tiled.wgsl, workgroup-memory tiles, any layout and size).
  */
 import { type Binding, type Device, params } from "./device.ts";
 import { formatShape, shapeOf, type Tensor, type TensorSlice } from "./tensor.ts";
@@ -77,6 +78,26 @@ export function matmul(
       return;
     }
   }
+  // Strides of A(m, k) and B(k, n) for gemm_any and gemm_tiled.
+  const [sam, sak] = ta ? [1, m] : [k, 1];
+  const [sbk, sbn] = tb ? [1, k] : [n, 1];
+  const flags = (opts.accumulate ? 1 : 0) | (opts.bias ? 2 : 0);
+  const p = params().u32(m).u32(n).u32(k).u32(flags).u32(sam).u32(sak).u32(sbk).u32(sbn);
+  const bindings: (Binding | undefined)[] = [p, a, b, c, opts.bias ?? dummyBias(dev)];
+  const g = dev.gemm;
+  if (g.form !== "blocked") {
+    const block = g.form === "tiled8" ? 8 : 4;
+    const constants = {
+      WX: g.wx,
+      WY: g.wy,
+      BK: g.bk,
+      A_K: sak === 1 ? 1 : 0,
+      B_K: sbk === 1 ? 1 : 0,
+    };
+    const kernel = dev.kernel("gemm_tiled", `gemm_${g.form}`, constants);
+    dev.dispatch(kernel, bindings, [Math.ceil(n / (block * g.wx)), Math.ceil(m / (block * g.wy))]);
+    return;
+  }
   let entry: string;
   if (!ta && tb && k % 4 === 0) entry = n >= 64 ? "gemm_nt8" : "gemm_nt4";
   else if (!ta && !tb && k % 4 === 0 && n % 4 === 0) {
@@ -84,12 +105,6 @@ export function matmul(
   } else if (ta && !tb && m % 4 === 0 && n % 4 === 0) {
     entry = n >= 64 && n % 8 === 0 ? "gemm_tn8" : "gemm_tn4";
   } else entry = "gemm_any";
-  // Strides of A(m, k) and B(k, n) for gemm_any.
-  const [sam, sak] = ta ? [1, m] : [k, 1];
-  const [sbk, sbn] = tb ? [1, k] : [n, 1];
-  const flags = (opts.accumulate ? 1 : 0) | (opts.bias ? 2 : 0);
-  const p = params().u32(m).u32(n).u32(k).u32(flags).u32(sam).u32(sak).u32(sbk).u32(sbn);
-  const bindings: (Binding | undefined)[] = [p, a, b, c, opts.bias ?? dummyBias(dev)];
   const gx = Math.ceil(n / (entry.endsWith("8") ? 64 : 32)), gy = Math.ceil(m / 32);
   dev.dispatch(dev.kernel("gemm", entry), bindings, [gx, gy]);
 }

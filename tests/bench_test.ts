@@ -1,34 +1,52 @@
 /**
- * The benchmark plumbing: batching of fast calls in `timeGpu`, and the `--json` layout that
+ * The benchmark plumbing: batching of fast calls in `timeCalls`, and the `--json` layout that
  * `deno task bench` writes (run here on the quick shapes).
  */
 import assert from "node:assert/strict";
-import type { Device } from "../engine/device.ts";
-import { batchSize, timeGpu } from "../bench/harness.ts";
+import { timeCalls, timeGpu } from "../bench/harness.ts";
+import { fill } from "../engine/elementwise.ts";
 import { main } from "../bench/main.ts";
-import { gpuTest } from "./util.ts";
+import { gpuTest, testDevice } from "./util.ts";
 
-Deno.test("batchSize: one call per wait when a call is slow, up to 256 when it is fast", () => {
-  assert.equal(batchSize(350, 20), 1);
-  assert.equal(batchSize(20, 20), 1);
-  assert.equal(batchSize(0.5, 20), 160);
-  assert.equal(batchSize(0.001, 20), 256);
-  assert.equal(batchSize(0.5, 0), 1);
+/** Spins for `ms` (a stand-in for GPU work that takes a known time). */
+function spin(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) { /* busy */ }
+}
+
+Deno.test("timeCalls: a fixed cost per wait cancels out of the per-call figure", async () => {
+  // Each call costs 0.05 ms, each wait 3 ms: one call with its wait would read as 3.05 ms.
+  const ms = await timeCalls(() => spin(0.05), () => Promise.resolve(spin(3)), {
+    minMs: 0,
+    minIters: 3,
+  });
+  assert.ok(ms > 0.035 && ms < 0.075, `per-call ms ${ms}, expected about 0.05`);
 });
 
-Deno.test("timeGpu: fast calls are recorded in batches per wait and timed per call", async () => {
-  let calls = 0, syncs = 0;
-  const fake = { sync: () => Promise.resolve(void syncs++) } as unknown as Device;
-  const record = () => void calls++;
-  const ms = await timeGpu(fake, record, { warmup: 1, minMs: 0, minIters: 3 });
-  // One warm-up call, then three timed waits of 256 calls each.
-  assert.equal(calls, 1 + 3 * 256);
-  assert.equal(syncs, 1 + 3);
-  assert.ok(ms >= 0 && ms < 1, `per-call ms ${ms}`);
-  calls = syncs = 0;
-  await timeGpu(fake, record, { warmup: 1, minMs: 0, minIters: 3, batchBelowMs: 0 });
-  assert.equal(calls, 4);
-  assert.equal(syncs, 4);
+Deno.test("timeCalls: slow calls, or batchBelowMs 0, are timed one per wait", async () => {
+  let calls = 0, waits = 0;
+  const wait = () => Promise.resolve(void waits++);
+  await timeCalls(() => void calls++, wait, { warmup: 1, minMs: 0, minIters: 3, batchBelowMs: 0 });
+  assert.deepEqual([calls, waits], [4, 4]);
+  calls = waits = 0;
+  const ms = await timeCalls(
+    () => {
+      calls++;
+      spin(25);
+    },
+    wait,
+    { warmup: 1, minMs: 0, minIters: 3 },
+  );
+  assert.deepEqual([calls, waits], [4, 4]);
+  assert.ok(ms >= 25 && ms < 40, `${ms}`);
+});
+
+Deno.test("timeGpu: per-call time of a kernel on the device", gpuTest, async () => {
+  const dev = await testDevice();
+  const t = dev.zeros("x", [1024]);
+  const ms = await timeGpu(dev, () => void fill(dev, 1, t), { minMs: 0, minIters: 2 });
+  assert.ok(ms > 0 && Number.isFinite(ms), `${ms}`);
+  t.dispose();
 });
 
 Deno.test(

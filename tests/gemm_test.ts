@@ -1,12 +1,37 @@
 import assert from "node:assert/strict";
-import type { Device } from "../engine/device.ts";
+import type { Device, GemmForm } from "../engine/device.ts";
+import { LimitError } from "../engine/errors.ts";
 import { matmul, sumRows } from "../engine/gemm.ts";
 import { matmulRef, sumRowsRef } from "../engine/gemm_ref.ts";
 import { Rng } from "../engine/rng.ts";
 import { assertClose, finiteDiff, gpuTest, testDevice } from "./util.ts";
 
+// Every matmul test runs on both kernels: the register-blocked one (llvmpipe's default), the
+// tiled one at the GPU default tile, and the tiled one at a small odd tile (3-wide k steps, 16 x
+// 8 blocks) so that partial tiles in every dimension are exercised on these small shapes; the
+// same for the 8 x 8-block form.
+const FORMS: GemmForm[] = [
+  { form: "blocked", wx: 16, wy: 16, bk: 16 },
+  { form: "tiled", wx: 16, wy: 16, bk: 16 },
+  { form: "tiled", wx: 4, wy: 2, bk: 3 },
+  { form: "tiled8", wx: 8, wy: 8, bk: 16 },
+  { form: "tiled8", wx: 2, wy: 3, bk: 5 },
+];
+
 function test(name: string, fn: (dev: Device) => Promise<void>): void {
-  Deno.test(name, gpuTest, async () => fn(await testDevice()));
+  for (const g of FORMS) {
+    const label = g.form === "blocked" ? "blocked" : `${g.form} ${g.wx}x${g.wy} bk ${g.bk}`;
+    Deno.test(`${name} [${label}]`, gpuTest, async () => {
+      const dev = await testDevice();
+      const before = dev.gemm;
+      dev.gemm = g;
+      try {
+        await fn(dev);
+      } finally {
+        dev.gemm = before;
+      }
+    });
+  }
 }
 
 const SHAPES: [number, number, number][] = [
@@ -126,3 +151,23 @@ test("matmul() names the tensors when shapes do not match", (dev) => {
   assert.throws(() => matmul(dev, a, b, a), RangeError);
   return Promise.resolve();
 });
+
+Deno.test(
+  "the tiled matmul refuses a tile over the workgroup limits, naming them",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const inv = dev.limits.maxComputeInvocationsPerWorkgroup;
+    assert.throws(() => dev.gemm = { form: "tiled", wx: inv, wy: 2, bk: 16 }, (e: unknown) => {
+      assert.ok(e instanceof LimitError);
+      assert.match(e.message, /maxComputeInvocationsPerWorkgroup/);
+      return true;
+    });
+    assert.throws(
+      () => dev.gemm = { form: "tiled", wx: 16, wy: 16, bk: 4096 },
+      /maxComputeWorkgroupStorageSize/,
+    );
+    assert.throws(() => dev.gemm = { form: "tiled", wx: 0, wy: 16, bk: 16 }, /wx 0/);
+    assert.equal(dev.gemm.form, "blocked", "llvmpipe keeps its default after the refusals");
+  },
+);
