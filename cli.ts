@@ -13,6 +13,7 @@ const KERNELS = [
   "cast",
   "elementwise",
   "embedding",
+  "fma_ceiling",
   "gemm",
   "gemm_tiled",
   "rmsnorm",

@@ -8,9 +8,13 @@
  * tfjs's by reading back a one-element slice of its last product (which runs after it: on
  * llvmpipe that takes as long as reading all of C, 747 vs 752 ms at [512, 896, 4864]). Fast
  * products are timed in batches per wait (`timeCalls`), the peer's the same way.
+ *
+ * Beside them, `fma_ceiling` (kernels/fma_ceiling.wgsl) does the multiply-adds of [512, 896,
+ * 4864] with its operands in registers: the adapter's best for that arithmetic without loads.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-webgpu";
+import { params } from "../engine/device.ts";
 import { matmul } from "../engine/gemm.ts";
 import { Rng } from "../engine/rng.ts";
 import { type Bench, type BenchResult, gflops, timeCalls } from "./harness.ts";
@@ -87,6 +91,27 @@ export const benches: Bench[] = [{
       }
       for (const t of [ta, tbNt, tbNn, tc]) t.dispose();
     }
+    // The yardstick: the multiply-adds of the largest shape with no loads at all.
+    const [m, k, n] = shapes[shapes.length === 1 ? 0 : 2];
+    const sink = dev.empty("fma_ceiling.out", [m, n]);
+    const p = params().u32(m).u32(n).u32(k).u32(0);
+    const ms = await timeCalls(
+      () =>
+        dev.dispatch(dev.kernel("fma_ceiling", "fma_ceiling"), [p, sink], [
+          Math.ceil(n / 256),
+          Math.ceil(m / 8),
+        ]),
+      () => dev.sync(),
+      quick ? { minMs: 0, minIters: 1, batchBelowMs: 0 } : {},
+    );
+    sink.dispose();
+    out.push({
+      name: "fma_ceiling",
+      shape: [m, k, n],
+      ms,
+      gflops: gflops(2 * m * n * k, ms),
+      extra: { note: "same multiply-adds, operands in registers, no loads" },
+    });
     return out;
   },
 }];
