@@ -39,6 +39,8 @@ export interface BenchContext {
 export interface Bench {
   /** Group name, matched by `--only`. */
   name: string;
+  /** Runs only when named in `--only` (long sweeps). */
+  optIn?: boolean;
   run: (ctx: BenchContext) => Promise<BenchResult[]>;
 }
 

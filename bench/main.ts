@@ -51,7 +51,7 @@ export async function main(args: string[]): Promise<number> {
   );
   const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
   const all = await discoverBenches();
-  const chosen = only ? all.filter((b) => only.includes(b.name)) : all;
+  const chosen = only ? all.filter((b) => only.includes(b.name)) : all.filter((b) => !b.optIn);
   if (only && chosen.length === 0) {
     console.error(`no bench named ${only.join(", ")}; have: ${all.map((b) => b.name).join(", ")}`);
     return 2;

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { timeCalls, timeGpu } from "../bench/harness.ts";
 import { fill } from "../engine/elementwise.ts";
-import { main } from "../bench/main.ts";
+import { discoverBenches, main, parseGemm } from "../bench/main.ts";
 import { gpuTest, testDevice } from "./util.ts";
 
 /** Spins for `ms` (a stand-in for GPU work that takes a known time). */
@@ -76,3 +76,28 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "gemm_forms is opt-in, agrees across forms and restores the device's form",
+  gpuTest,
+  async () => {
+    const all = await discoverBenches();
+    const sweep = all.find((b) => b.name === "gemm_forms");
+    assert.ok(sweep?.optIn, "gemm_forms runs only when named");
+    const dev = await testDevice();
+    const before = dev.gemm;
+    const lines: string[] = [];
+    const rs = await sweep.run({ dev, quick: true, log: (l) => lines.push(l) });
+    assert.equal(rs.length, 4 * 3, "4 forms x 3 shapes in quick mode");
+    assert.ok(rs.every((r) => r.ms > 0 && typeof r.extra?.form === "string"));
+    assert.match(lines.at(-1)!, /fastest tiled form here: --gemm tiled8?:\d+,\d+,\d+$/);
+    assert.deepEqual(dev.gemm, before);
+  },
+);
+
+Deno.test("parseGemm reads --gemm FORM[:WX,WY,BK] and refuses anything else", () => {
+  const base = { form: "blocked", wx: 16, wy: 16, bk: 16 } as const;
+  assert.deepEqual(parseGemm("tiled8:16,8,32", base), { form: "tiled8", wx: 16, wy: 8, bk: 32 });
+  assert.deepEqual(parseGemm("tiled", base), { ...base, form: "tiled" });
+  assert.throws(() => parseGemm("tiled:16,8", base), /--gemm tiled:16,8: expected/);
+});
