@@ -8,7 +8,7 @@
 import type { GemmForm } from "../engine/device.ts";
 import { matmul } from "../engine/gemm.ts";
 import { Rng } from "../engine/rng.ts";
-import { type Bench, type BenchResult, gflops, timeGpu } from "./harness.ts";
+import { type Bench, type BenchResult, gemmName, gflops, timeGpu } from "./harness.ts";
 
 type Layout = "nt" | "nn" | "tn";
 
@@ -33,11 +33,6 @@ export const FORMS: GemmForm[] = [
   { form: "tiled8", wx: 8, wy: 16, bk: 16 },
   ...[8, 16].map((bk) => ({ form: "tiled8" as const, wx: 16, wy: 16, bk })),
 ];
-
-/** The `--gemm` spelling of a form. */
-export function gemmName(g: GemmForm): string {
-  return g.form === "blocked" ? "blocked" : `${g.form}:${g.wx},${g.wy},${g.bk}`;
-}
 
 export const benches: Bench[] = [{
   name: "gemm_forms",

@@ -5,7 +5,7 @@
  * A bench module exports `benches: Bench[]`; bench/main.ts finds every `*_bench.ts` file,
  * runs its benches and prints one line each with the peer's figure from the same run.
  */
-import type { Device } from "../engine/device.ts";
+import type { Device, GemmForm } from "../engine/device.ts";
 
 export interface PeerResult {
   name: string;
@@ -158,4 +158,17 @@ export function formatResult(r: BenchResult): string {
     line += "  " + Object.entries(r.extra).map(([k, v]) => `${k}=${v}`).join(" ");
   }
   return line;
+}
+
+/** `blocked`, `tiled` or `tiled8`, optionally with `:WX,WY,BK` (e.g. `tiled8:16,8,16`). */
+export function parseGemm(s: string, base: GemmForm): GemmForm {
+  const m = /^(blocked|tiled8|tiled)(?::(\d+),(\d+),(\d+))?$/.exec(s);
+  if (!m) throw new RangeError(`--gemm ${s}: expected blocked, tiled or tiled8[:WX,WY,BK]`);
+  const form = m[1] as GemmForm["form"];
+  return m[2] ? { form, wx: +m[2], wy: +m[3], bk: +m[4] } : { ...base, form };
+}
+
+/** The `--gemm` spelling of a form: `blocked`, or `tiled:WX,WY,BK` / `tiled8:WX,WY,BK`. */
+export function gemmName(g: GemmForm): string {
+  return g.form === "blocked" ? "blocked" : `${g.form}:${g.wx},${g.wy},${g.bk}`;
 }

@@ -1,11 +1,11 @@
 /**
- * `deno task bench [--json FILE] [--only NAME[,NAME]] [--quick] [--large] [--gemm FORM]`: runs every bench/*_bench.ts
- * on the WebGPU adapter and prints ms and GFLOPS (or GB/s) beside the peer measured in the
+ * `deno task bench [--json FILE] [--only NAME[,NAME]] [--quick] [--large] [--gemm FORM]`: runs
+ * every bench/*_bench.ts (opt-in ones only when named) on the WebGPU adapter and prints ms and GFLOPS (or GB/s) beside the peer measured in the
  * same run.
  */
 import { parseArgs } from "node:util";
-import { Device, type GemmForm } from "../engine/device.ts";
-import { type Bench, type BenchResult, formatResult } from "./harness.ts";
+import { Device } from "../engine/device.ts";
+import { type Bench, type BenchResult, formatResult, gemmName, parseGemm } from "./harness.ts";
 
 export async function discoverBenches(): Promise<Bench[]> {
   const dir = new URL(".", import.meta.url);
@@ -20,14 +20,6 @@ export async function discoverBenches(): Promise<Bench[]> {
     if (Array.isArray(mod.benches)) benches.push(...mod.benches);
   }
   return benches;
-}
-
-/** `blocked`, `tiled` or `tiled8`, optionally with `:WX,WY,BK` (e.g. `tiled8:16,8,16`). */
-export function parseGemm(s: string, base: GemmForm): GemmForm {
-  const m = /^(blocked|tiled8|tiled)(?::(\d+),(\d+),(\d+))?$/.exec(s);
-  if (!m) throw new RangeError(`--gemm ${s}: expected blocked, tiled or tiled8[:WX,WY,BK]`);
-  const form = m[1] as GemmForm["form"];
-  return m[2] ? { form, wx: +m[2], wy: +m[3], bk: +m[4] } : { ...base, form };
 }
 
 /** Runs the chosen benches; returns the exit code. */
@@ -45,10 +37,7 @@ export async function main(args: string[]): Promise<number> {
   });
   const dev = await Device.create();
   if (values.gemm) dev.gemm = parseGemm(values.gemm, dev.gemm);
-  const g = dev.gemm;
-  console.log(
-    `matmul kernel: ${g.form === "blocked" ? "blocked" : `${g.form} ${g.wx}x${g.wy} bk ${g.bk}`}`,
-  );
+  console.log(`matmul kernel: ${gemmName(dev.gemm)}`);
   const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
   const all = await discoverBenches();
   const chosen = only ? all.filter((b) => only.includes(b.name)) : all.filter((b) => !b.optIn);

@@ -14,7 +14,8 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-webgpu";
-import { params } from "../engine/device.ts";
+import { type Device, params } from "../engine/device.ts";
+import type { Tensor } from "../engine/tensor.ts";
 import { matmul } from "../engine/gemm.ts";
 import { Rng } from "../engine/rng.ts";
 import { type Bench, type BenchResult, gflops, timeCalls } from "./harness.ts";
@@ -25,6 +26,16 @@ const SHAPES: [number, number, number][] = [
   [512, 896, 4864],
   [512, 4864, 896],
 ];
+
+/** Records kernels/fma_ceiling.wgsl: M N K multiply-adds, out [M, N] = (row % 8) + K. */
+export function fmaCeiling(dev: Device, m: number, k: number, out: Tensor): void {
+  const n = out.shape[1];
+  const p = params().u32(m).u32(n).u32(k).f32(1);
+  dev.dispatch(dev.kernel("fma_ceiling", "fma_ceiling"), [p, out], [
+    Math.ceil(n / 256),
+    Math.ceil(m / 8),
+  ]);
+}
 
 let tfReady: Promise<boolean> | null = null;
 function initTf(log: (s: string) => void): Promise<boolean> {
@@ -94,13 +105,8 @@ export const benches: Bench[] = [{
     // The yardstick: the multiply-adds of the largest shape with no loads at all.
     const [m, k, n] = shapes[shapes.length === 1 ? 0 : 2];
     const sink = dev.empty("fma_ceiling.out", [m, n]);
-    const p = params().u32(m).u32(n).u32(k).u32(0);
     const ms = await timeCalls(
-      () =>
-        dev.dispatch(dev.kernel("fma_ceiling", "fma_ceiling"), [p, sink], [
-          Math.ceil(n / 256),
-          Math.ceil(m / 8),
-        ]),
+      () => fmaCeiling(dev, m, k, sink),
       () => dev.sync(),
       quick ? { minMs: 0, minIters: 1, batchBelowMs: 0 } : {},
     );

@@ -440,10 +440,6 @@ export class Device {
 
   // ---------------------------------------------------------------- kernels
 
-  /**
-   * The pipeline for `entry` in `kernels/<file>.wgsl` with the given override constants,
-   * compiled once and cached.
-   */
   /** The matmul kernel in use (see GemmForm). Same form, same bits. */
   get gemm(): GemmForm {
     return { ...this.#gemm };
@@ -459,14 +455,14 @@ export class Device {
     for (const [k, v] of [["wx", g.wx], ["wy", g.wy], ["bk", g.bk]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new RangeError(`gemm ${k} ${v}: expected >= 1`);
     }
-    const inv = this.limits.maxComputeInvocationsPerWorkgroup;
-    if (g.wx * g.wy > inv || g.wx > this.limits.maxComputeWorkgroupSizeX) {
-      throw new LimitError(
-        `gemm tile ${g.wx} x ${g.wy} invocations`,
-        "maxComputeInvocationsPerWorkgroup",
-        g.wx * g.wy,
-        inv,
-      );
+    const sizes = [
+      [`gemm tile ${g.wx} x ${g.wy} invocations`, "maxComputeInvocationsPerWorkgroup", g.wx * g.wy],
+      [`gemm tile wx ${g.wx}`, "maxComputeWorkgroupSizeX", g.wx],
+      [`gemm tile wy ${g.wy}`, "maxComputeWorkgroupSizeY", g.wy],
+    ] as const;
+    for (const [what, limitName, requested] of sizes) {
+      const limit = this.limits[limitName];
+      if (requested > limit) throw new LimitError(what, limitName, requested, limit);
     }
     const r = g.form === "tiled8" ? 2 : 1;
     const bytes = 16 * g.bk * (r * g.wx + r * g.wy + 2);
@@ -482,6 +478,10 @@ export class Device {
     this.#gemm = { form: g.form, wx: g.wx, wy: g.wy, bk: g.bk };
   }
 
+  /**
+   * The pipeline for `entry` in `kernels/<file>.wgsl` with the given override constants,
+   * compiled once and cached.
+   */
   kernel(file: string, entry: string, constants: Record<string, number> = {}): Kernel {
     const keys = Object.keys(constants).sort();
     const key = `${file}:${entry}:${keys.map((k) => `${k}=${constants[k]}`).join(",")}`;

@@ -6,7 +6,7 @@
  *   A [M, K] (or [K, M] with transA), B [K, N] (or [N, K] with transB), C [M, N], bias [N].
  * Two kernels, chosen by `dev.gemm` (the device picks by adapter): "blocked" (gemm.wgsl; its
  * vec4 entries run when their layout allows it, anything else takes the strided scalar entry)
- * and "tiled" (gemm_tiled.wgsl, workgroup-memory tiles, any layout and size).
+ * and "tiled"/"tiled8" (gemm_tiled.wgsl, workgroup-memory tiles, any layout and size).
  */
 import { type Binding, type Device, params } from "./device.ts";
 import { formatShape, shapeOf, type Tensor, type TensorSlice } from "./tensor.ts";
@@ -86,16 +86,18 @@ export function matmul(
   const bindings: (Binding | undefined)[] = [p, a, b, c, opts.bias ?? dummyBias(dev)];
   const g = dev.gemm;
   if (g.form !== "blocked") {
-    const block = g.form === "tiled8" ? 8 : 4;
+    const rb = g.form === "tiled8" ? 2 : 1;
     const constants = {
       WX: g.wx,
       WY: g.wy,
       BK: g.bk,
+      RB: rb,
       A_K: sak === 1 ? 1 : 0,
       B_K: sbk === 1 ? 1 : 0,
     };
     const kernel = dev.kernel("gemm_tiled", `gemm_${g.form}`, constants);
-    dev.dispatch(kernel, bindings, [Math.ceil(n / (block * g.wx)), Math.ceil(m / (block * g.wy))]);
+    const [bm, bn] = [4 * rb * g.wy, 4 * rb * g.wx];
+    dev.dispatch(kernel, bindings, [Math.ceil(n / bn), Math.ceil(m / bm)]);
     return;
   }
   let entry: string;

@@ -3,13 +3,15 @@
 // registers: each invocation keeps an 8 x 4 block of accumulators (as gemm.wgsl's blocks do)
 // and updates it K times with fma, loading nothing. Its rate is what the adapter can reach for
 // this amount of arithmetic at best; a matmul's rate over it says how much its loads cost.
-// Bindings: 0 P (m, n, k), 1 out [M, N] (written, so that the work is not optimised away).
+// The host passes one = 1.0 (a uniform, so the compiler cannot fold the fma): every output is then
+// exactly (row % 8) + K, which the test checks, so the K steps cannot have been skipped.
+// Bindings: 0 P (m, n, k, one), 1 out [M, N].
 
 struct P {
   m: u32,
   n: u32,
   k: u32,
-  pad: u32,
+  one: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -19,7 +21,7 @@ struct P {
 fn fma_ceiling(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let col0 = gid.x * 4u;
   let row0 = wid.y * 8u;
-  let b = vec4f(f32(gid.x), 1.0, 0.5, 0.25) * 1e-6;
+  let b = vec4f(p.one);
   var acc: array<vec4f, 8>;
   for (var i = 0u; i < 8u; i++) { acc[i] = vec4f(f32(i)); }
   for (var kk = 0u; kk < p.k; kk++) {

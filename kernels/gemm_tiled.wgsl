@@ -2,12 +2,15 @@
 // with workgroup-memory tiles: the form for GPUs. (gemm.wgsl holds the register-blocked form
 // without workgroup memory, which is the fast one on llvmpipe, where barriers are dear.)
 //
-// One workgroup of WX x WY invocations computes a BM x BN = 4 WY x 4 WX tile of C; each
-// invocation a 4 x 4 block (rows 4 ty.., columns 4 tx..). K is walked in steps of BK: the
+// One workgroup of WX x WY invocations computes a BM x BN = 4 RB WY x 4 RB WX tile of C; each
+// invocation a 4 RB x 4 RB block (rows 4 RB ty.., columns 4 RB tx..):
+//   gemm_tiled    RB = 1: 4 x 4 blocks
+//   gemm_tiled8   RB = 2: 8 x 8 blocks, half the workgroup-memory reads per multiply-add
+// (the host sets the override RB to match the entry point). K is walked in steps of BK: the
 // workgroup copies A's BM x BK and B's BK x BN pieces into workgroup memory (k-major, so an
-// invocation reads its 4 rows of A and 4 columns of B as two vec4s per k), then every
-// invocation does its 16 multiply-adds per k. Each output sums its K terms in increasing k, so
-// results are deterministic.
+// invocation reads its rows of A and columns of B as vec4s), then every invocation does its
+// multiply-adds for those k. Each output sums its K terms in increasing k, so results are
+// deterministic.
 //
 // Operands are read through strides, any layout and any size (out-of-range elements load as
 // zero): A(m, k) = a[m * sam + k * sak], B(k, n) = b[k * sbk + n * sbn]. The overrides A_K and
@@ -27,9 +30,10 @@ struct P {
   sbn: u32,
 }
 
-override WX: u32 = 16u; // invocations along N (BN = 4 WX)
-override WY: u32 = 16u; // invocations along M (BM = 4 WY)
-override BK: u32 = 16u; // k per step; 4 BK must be a multiple of WX and of WY
+override WX: u32 = 16u; // invocations along N
+override WY: u32 = 16u; // invocations along M
+override BK: u32 = 16u; // k per step (any size; the copies loop over the tile)
+override RB: u32 = 1u; // vec4s per invocation along each of M and N: 1 (gemm_tiled), 2 (gemm_tiled8)
 override A_K: bool = true; // A contiguous along k
 override B_K: bool = true; // B contiguous along k
 
@@ -41,8 +45,47 @@ override B_K: bool = true; // B contiguous along k
 
 // Row kk of a tile holds BM (or BN) floats as vec4s, plus one vec4 of padding against bank
 // conflicts on the transposing stores.
-var<workgroup> ta: array<vec4f, BK * (WY + 1u)>;
-var<workgroup> tb: array<vec4f, BK * (WX + 1u)>;
+override SA: u32 = RB * WY + 1u; // vec4s per row of ta
+override SB: u32 = RB * WX + 1u; // vec4s per row of tb
+var<workgroup> ta: array<vec4f, BK * SA>;
+var<workgroup> tb: array<vec4f, BK * SB>;
+
+// Copies A's rows m0.. and B's columns n0.. for k0..k0 + BK into ta and tb (zeros outside).
+fn load_tiles(li: u32, m0: u32, n0: u32, k0: u32) {
+  let bm = 4u * RB * WY;
+  let bn = 4u * RB * WX;
+  let threads = WX * WY;
+  for (var idx = li; idx < bm * BK; idx += threads) {
+    var mm: u32;
+    var kk: u32;
+    if (A_K) { kk = idx % BK; mm = idx / BK; } else { mm = idx % bm; kk = idx / bm; }
+    let row = m0 + mm;
+    let kg = k0 + kk;
+    var v = 0.0;
+    if (row < p.m && kg < p.k) { v = a[row * p.sam + kg * p.sak]; }
+    ta[kk * SA + mm / 4u][mm % 4u] = v;
+  }
+  for (var idx = li; idx < bn * BK; idx += threads) {
+    var nn: u32;
+    var kk: u32;
+    if (B_K) { kk = idx % BK; nn = idx / BK; } else { nn = idx % bn; kk = idx / bn; }
+    let col = n0 + nn;
+    let kg = k0 + kk;
+    var v = 0.0;
+    if (col < p.n && kg < p.k) { v = b[kg * p.sbk + col * p.sbn]; }
+    tb[kk * SB + nn / 4u][nn % 4u] = v;
+  }
+}
+
+// C[r, col] = v (+ bias[col]) (+ C[r, col]), for r < M, col < N.
+fn put(r: u32, col: u32, v: f32) {
+  if (r >= p.m || col >= p.n) { return; }
+  var x = v;
+  if ((p.flags & 2u) != 0u) { x += bias[col]; }
+  let o = r * p.n + col;
+  if ((p.flags & 1u) != 0u) { x += c[o]; }
+  c[o] = x;
+}
 
 @compute @workgroup_size(WX, WY)
 fn gemm_tiled(
@@ -50,37 +93,15 @@ fn gemm_tiled(
   @builtin(local_invocation_index) li: u32,
   @builtin(workgroup_id) wid: vec3u,
 ) {
-  let bm = 4u * WY;
-  let bn = 4u * WX;
-  let threads = WX * WY;
-  let m0 = wid.y * bm;
-  let n0 = wid.x * bn;
+  let m0 = wid.y * 4u * WY;
+  let n0 = wid.x * 4u * WX;
   var acc: array<vec4f, 4>;
   for (var k0 = 0u; k0 < p.k; k0 += BK) {
-    for (var idx = li; idx < bm * BK; idx += threads) {
-      var mm: u32;
-      var kk: u32;
-      if (A_K) { kk = idx % BK; mm = idx / BK; } else { mm = idx % bm; kk = idx / bm; }
-      let row = m0 + mm;
-      let kg = k0 + kk;
-      var v = 0.0;
-      if (row < p.m && kg < p.k) { v = a[row * p.sam + kg * p.sak]; }
-      ta[kk * (WY + 1u) + mm / 4u][mm % 4u] = v;
-    }
-    for (var idx = li; idx < bn * BK; idx += threads) {
-      var nn: u32;
-      var kk: u32;
-      if (B_K) { kk = idx % BK; nn = idx / BK; } else { nn = idx % bn; kk = idx / bn; }
-      let col = n0 + nn;
-      let kg = k0 + kk;
-      var v = 0.0;
-      if (col < p.n && kg < p.k) { v = b[kg * p.sbk + col * p.sbn]; }
-      tb[kk * (WX + 1u) + nn / 4u][nn % 4u] = v;
-    }
+    load_tiles(li, m0, n0, k0);
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
-      let av = ta[kk * (WY + 1u) + lid.y];
-      let bv = tb[kk * (WX + 1u) + lid.x];
+      let av = ta[kk * SA + lid.y];
+      let bv = tb[kk * SB + lid.x];
       acc[0] += av.x * bv;
       acc[1] += av.y * bv;
       acc[2] += av.z * bv;
@@ -88,27 +109,10 @@ fn gemm_tiled(
     }
     workgroupBarrier();
   }
-  let row0 = m0 + 4u * lid.y;
-  let col0 = n0 + 4u * lid.x;
   for (var i = 0u; i < 4u; i++) {
-    let r = row0 + i;
-    if (r >= p.m) { break; }
-    for (var j = 0u; j < 4u; j++) {
-      let col = col0 + j;
-      if (col >= p.n) { break; }
-      var v = acc[i][j];
-      if ((p.flags & 2u) != 0u) { v += bias[col]; }
-      let o = r * p.n + col;
-      if ((p.flags & 1u) != 0u) { v += c[o]; }
-      c[o] = v;
-    }
+    for (var j = 0u; j < 4u; j++) { put(m0 + 4u * lid.y + i, n0 + 4u * lid.x + j, acc[i][j]); }
   }
 }
-
-// gemm_tiled8: the same with 8 x 8 blocks per invocation (BM = 8 WY, BN = 8 WX): half the
-// workgroup-memory reads per multiply-add, for large products.
-var<workgroup> ta8: array<vec4f, BK * (2u * WY + 1u)>;
-var<workgroup> tb8: array<vec4f, BK * (2u * WX + 1u)>;
 
 fn fma4(acc: ptr<function, array<vec4f, 16>>, i: u32, s: f32, lo: vec4f, hi: vec4f) {
   (*acc)[2u * i] += s * lo;
@@ -121,41 +125,19 @@ fn gemm_tiled8(
   @builtin(local_invocation_index) li: u32,
   @builtin(workgroup_id) wid: vec3u,
 ) {
-  let bm = 8u * WY;
-  let bn = 8u * WX;
-  let threads = WX * WY;
-  let m0 = wid.y * bm;
-  let n0 = wid.x * bn;
+  let m0 = wid.y * 8u * WY;
+  let n0 = wid.x * 8u * WX;
   var acc: array<vec4f, 16>; // row i: acc[2 i] columns 0..3, acc[2 i + 1] columns 4..7
   for (var k0 = 0u; k0 < p.k; k0 += BK) {
-    for (var idx = li; idx < bm * BK; idx += threads) {
-      var mm: u32;
-      var kk: u32;
-      if (A_K) { kk = idx % BK; mm = idx / BK; } else { mm = idx % bm; kk = idx / bm; }
-      let row = m0 + mm;
-      let kg = k0 + kk;
-      var v = 0.0;
-      if (row < p.m && kg < p.k) { v = a[row * p.sam + kg * p.sak]; }
-      ta8[kk * (2u * WY + 1u) + mm / 4u][mm % 4u] = v;
-    }
-    for (var idx = li; idx < bn * BK; idx += threads) {
-      var nn: u32;
-      var kk: u32;
-      if (B_K) { kk = idx % BK; nn = idx / BK; } else { nn = idx % bn; kk = idx / bn; }
-      let col = n0 + nn;
-      let kg = k0 + kk;
-      var v = 0.0;
-      if (col < p.n && kg < p.k) { v = b[kg * p.sbk + col * p.sbn]; }
-      tb8[kk * (2u * WX + 1u) + nn / 4u][nn % 4u] = v;
-    }
+    load_tiles(li, m0, n0, k0);
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
-      let ra = kk * (2u * WY + 1u) + 2u * lid.y;
-      let rb = kk * (2u * WX + 1u) + 2u * lid.x;
-      let a0 = ta8[ra];
-      let a1 = ta8[ra + 1u];
-      let b0 = tb8[rb];
-      let b1 = tb8[rb + 1u];
+      let ra = kk * SA + 2u * lid.y;
+      let rb = kk * SB + 2u * lid.x;
+      let a0 = ta[ra];
+      let a1 = ta[ra + 1u];
+      let b0 = tb[rb];
+      let b1 = tb[rb + 1u];
       fma4(&acc, 0u, a0.x, b0, b1);
       fma4(&acc, 1u, a0.y, b0, b1);
       fma4(&acc, 2u, a0.z, b0, b1);
@@ -167,19 +149,9 @@ fn gemm_tiled8(
     }
     workgroupBarrier();
   }
-  let row0 = m0 + 8u * lid.y;
-  let col0 = n0 + 8u * lid.x;
   for (var i = 0u; i < 8u; i++) {
-    let r = row0 + i;
-    if (r >= p.m) { break; }
     for (var j = 0u; j < 8u; j++) {
-      let col = col0 + j;
-      if (col >= p.n) { break; }
-      var v = acc[2u * i + j / 4u][j % 4u];
-      if ((p.flags & 2u) != 0u) { v += bias[col]; }
-      let o = r * p.n + col;
-      if ((p.flags & 1u) != 0u) { v += c[o]; }
-      c[o] = v;
+      put(m0 + 8u * lid.y + i, n0 + 8u * lid.x + j, acc[2u * i + j / 4u][j % 4u]);
     }
   }
 }

@@ -3,9 +3,10 @@
  * `deno task bench` writes (run here on the quick shapes).
  */
 import assert from "node:assert/strict";
-import { timeCalls, timeGpu } from "../bench/harness.ts";
+import { gemmName, parseGemm, timeCalls, timeGpu } from "../bench/harness.ts";
 import { fill } from "../engine/elementwise.ts";
-import { discoverBenches, main, parseGemm } from "../bench/main.ts";
+import { discoverBenches, main } from "../bench/main.ts";
+import { fmaCeiling } from "../bench/matmul_bench.ts";
 import { gpuTest, testDevice } from "./util.ts";
 
 /** Spins for `ms` (a stand-in for GPU work that takes a known time). */
@@ -100,4 +101,22 @@ Deno.test("parseGemm reads --gemm FORM[:WX,WY,BK] and refuses anything else", ()
   assert.deepEqual(parseGemm("tiled8:16,8,32", base), { form: "tiled8", wx: 16, wy: 8, bk: 32 });
   assert.deepEqual(parseGemm("tiled", base), { ...base, form: "tiled" });
   assert.throws(() => parseGemm("tiled:16,8", base), /--gemm tiled:16,8: expected/);
+  for (const g of [base, { form: "tiled8", wx: 16, wy: 8, bk: 32 }] as const) {
+    assert.deepEqual(parseGemm(gemmName(g), base), g, "gemmName spells what parseGemm reads");
+  }
 });
+
+Deno.test(
+  "fma_ceiling does all K multiply-adds for every output: (row % 8) + K",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const m = 19, k = 37, n = 300; // partial row blocks and a partial workgroup
+    const out = dev.empty("out", [m, n]);
+    fmaCeiling(dev, m, k, out);
+    const got = await out.read();
+    const want = Float32Array.from({ length: m * n }, (_, i) => (Math.floor(i / n) % 8) + k);
+    assert.deepEqual(got, want);
+    out.dispose();
+  },
+);
