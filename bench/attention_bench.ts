@@ -5,7 +5,8 @@
  * GFLOPS counts the useful causal FLOPs: forward 4 * (T^2 / 2) * D * Hq (S = q k^T and P V over
  * the lower triangle), backward 2.5 x that (FlashAttention-2's count: dV, dP, dQ, dK plus the
  * recomputed S). Our backward executes 3.5 x (S and dP are recomputed in both the dq pass and
- * the dk/dv pass, the price of no atomics).
+ * the dk/dv pass, the price of no atomics); in the "rows1" form 4.5 x (the dk and dv passes
+ * each recompute S). The kernels are the device's form (`--attention`), named in `form=`.
  *
  * Peers, measured in the same run:
  * - forward: the naive attention below (NOT part of the engine) materialises the scores
@@ -172,6 +173,7 @@ export const benches: Bench[] = [{
       ms: fwdMs,
       gflops: gflops(fwdFlops, fwdMs),
       peak_bytes: flashPeak,
+      extra: { form: dev.attention },
       peer: {
         name: "naive",
         ms: naiveMs,
@@ -197,7 +199,7 @@ export const benches: Bench[] = [{
       ms: bwdMs,
       gflops: gflops(2.5 * fwdFlops, bwdMs),
       peer: { name: "cpu_ref_f64", ms: refMs, gflops: gflops(2.5 * fwdFlops, refMs) },
-      extra: { scratch_bytes: bwdPeak },
+      extra: { form: dev.attention, scratch_bytes: bwdPeak },
     });
     for (const x of [...Object.values(a), dout, dq, dk, dv]) x.dispose();
     return results;

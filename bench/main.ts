@@ -1,10 +1,10 @@
 /**
- * `deno task bench [--json FILE] [--only NAME[,NAME]] [--quick] [--large] [--gemm FORM]`: runs
- * every bench/*_bench.ts (opt-in ones only when named) on the WebGPU adapter and prints ms and GFLOPS (or GB/s) beside the peer measured in the
- * same run.
+ * `deno task bench [--json FILE] [--only NAME[,NAME]] [--quick] [--large] [--gemm FORM]
+ * [--attention rows4|rows1]`: runs every bench/*_bench.ts (opt-in ones only when named) on the
+ * WebGPU adapter and prints ms and GFLOPS (or GB/s) beside the peer measured in the same run.
  */
 import { parseArgs } from "node:util";
-import { Device } from "../engine/device.ts";
+import { type AttentionForm, Device } from "../engine/device.ts";
 import { type Bench, type BenchResult, formatResult, gemmName, parseGemm } from "./harness.ts";
 
 export async function discoverBenches(): Promise<Bench[]> {
@@ -32,12 +32,14 @@ export async function main(args: string[]): Promise<number> {
       quick: { type: "boolean", default: false },
       large: { type: "boolean", default: false },
       gemm: { type: "string" },
+      attention: { type: "string" },
     },
     strict: true,
   });
   const dev = await Device.create();
   if (values.gemm) dev.gemm = parseGemm(values.gemm, dev.gemm);
-  console.log(`matmul kernel: ${gemmName(dev.gemm)}`);
+  if (values.attention) dev.attention = values.attention as AttentionForm;
+  console.log(`matmul kernel: ${gemmName(dev.gemm)}; attention kernels: ${dev.attention}`);
   const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
   const all = await discoverBenches();
   const chosen = only ? all.filter((b) => only.includes(b.name)) : all.filter((b) => !b.optIn);
@@ -59,7 +61,13 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   if (values.json) {
-    const out = { adapter: dev.description, fallback: dev.isFallback, gemm: dev.gemm, results };
+    const out = {
+      adapter: dev.description,
+      fallback: dev.isFallback,
+      gemm: dev.gemm,
+      attention: dev.attention,
+      results,
+    };
     await Deno.writeTextFile(values.json, JSON.stringify(out, null, 2) + "\n");
     console.log(`wrote ${values.json}`);
   }

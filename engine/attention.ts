@@ -1,5 +1,6 @@
 /**
- * Dispatch wrappers for kernels/attention.wgsl: causal GQA attention over packed sequences
+ * Dispatch wrappers for kernels/attention.wgsl and kernels/attention_rows1.wgsl (the two forms
+ * of the packed kernels, chosen by `dev.attention`): causal GQA attention over packed sequences
  * (FlashAttention-2 style: the forward keeps only the per-row logsumexp, the backward recomputes
  * the scores), and the decode path against a KV cache. CPU references: engine/attention_ref.ts.
  *
@@ -52,8 +53,8 @@ export interface AttentionDims {
 /** Workgroup shape of the row kernels (see the WGSL header). */
 export interface AttentionTiles {
   /**
-   * Invocations per workgroup (default 64). Each covers 4 query rows in the forward and dq
-   * passes and 2 key rows in the dk/dv pass.
+   * Invocations per workgroup (default 64). In the "rows4" form each covers 4 query rows in the
+   * forward and dq passes and 2 key rows in the dk/dv pass; in "rows1" one row in every pass.
    */
   br?: number;
 }
@@ -217,8 +218,11 @@ export function attentionForward(dev: Device, a: AttentionForwardArgs): void {
   checkDistinct(op, [a.out, a.lse], [a.q, a.k, a.v, a.seqStarts]);
   if (n === 0) return;
   const t = rowKernel(dev, hd, a.tiles);
+  const one = dev.attention === "rows1";
   dev.dispatch(
-    dev.kernel("attention", "attn_fwd", t.constants),
+    one
+      ? dev.kernel("attention_rows1", "attn1_fwd", t.constants)
+      : dev.kernel("attention", "attn_fwd", t.constants),
     [
       uniforms(n, hq, hkv, nseq, hd),
       a.seqStarts,
@@ -231,14 +235,16 @@ export function attentionForward(dev: Device, a: AttentionForwardArgs): void {
       a.out,
       a.lse,
     ],
-    [Math.ceil(n / (4 * t.br)), hq],
+    [Math.ceil(n / ((one ? 1 : 4) * t.br)), hq],
   );
 }
 
 /**
  * Backward of attentionForward: dq, dk, dv (overwritten) from dout, recomputing the scores from
- * q, k and lse. Three dispatches: stats = (lse, rowsum(dout * out)); dq over query tiles; dk and
- * dv over key tiles, each KV head summing its query heads in a fixed order (deterministic).
+ * q, k and lse. In the "rows4" form three dispatches: stats = (lse, rowsum(dout * out)); dq over
+ * query rows; dk and dv over key rows, each KV head summing its query heads in a fixed order. In
+ * the "rows1" form (dev.attention) stats, dq, then dk and dv per query head, summed per KV head
+ * in head order by a last pass when G > 1. Both deterministic.
  */
 export function attentionBackward(dev: Device, a: AttentionBackwardArgs): void {
   const op = "attentionBackward";
@@ -277,6 +283,11 @@ export function attentionBackward(dev: Device, a: AttentionBackwardArgs): void {
     dev.grid(Math.ceil((hq * n) / DWG)),
   );
   const t = rowKernel(dev, hd, a.tiles);
+  if (dev.attention === "rows1") {
+    rows1Backward(dev, a, u, stats, t.constants, [Math.ceil(n / t.br), hq]);
+    if (!a.stats) stats.dispose();
+    return;
+  }
   dev.dispatch(
     dev.kernel("attention", "attn_bwd_dq", t.constants),
     [
@@ -319,6 +330,53 @@ export function attentionBackward(dev: Device, a: AttentionBackwardArgs): void {
   );
   // Recorded work runs in order, so the pooled buffer may be handed out again right away.
   if (!a.stats) stats.dispose();
+}
+
+/**
+ * dq, then dk and dv one query head at a time into [N, Hq * D] partials (dk and dv themselves
+ * when G = 1), then each KV head's G partials summed in head order.
+ */
+function rows1Backward(
+  dev: Device,
+  a: AttentionBackwardArgs,
+  u: ReturnType<typeof params>,
+  stats: Tensor,
+  constants: Record<string, number>,
+  grid: [number, number],
+): void {
+  const { numHeads: hq, numKvHeads: hkv, headDim: hd } = a;
+  const n = a.q.shape[0];
+  const b: (Tensor | ReturnType<typeof params> | undefined)[] = [];
+  b[0] = u;
+  b[1] = a.seqStarts;
+  b[2] = a.q;
+  b[3] = a.k;
+  b[4] = a.v;
+  b[6] = a.dout;
+  b[11] = stats;
+  b[12] = a.dq;
+  dev.dispatch(dev.kernel("attention_rows1", "attn1_dq", constants), b, grid);
+  b[12] = undefined;
+  const grouped = hq !== hkv;
+  for (const [entry, dst] of [["attn1_dk", a.dk], ["attn1_dv", a.dv]] as const) {
+    const part = grouped ? dev.empty(`attention backward ${entry} per head`, [n, hq * hd]) : dst;
+    b[4] = entry === "attn1_dk" ? a.v : undefined; // dv needs no v (an entry binds what it uses)
+    b[20] = part;
+    dev.dispatch(dev.kernel("attention_rows1", entry, constants), b, grid);
+    if (grouped) {
+      const r: (Tensor | ReturnType<typeof params> | undefined)[] = [];
+      r[0] = u;
+      r[21] = part;
+      r[22] = dst;
+      dev.dispatch(
+        dev.kernel("attention_rows1", "attn1_sum_heads", { D4: hd / 4 }),
+        r,
+        dev.grid(Math.ceil((n * hkv * hd) / 4 / DWG)),
+      );
+      // Recorded work runs in order: the pooled buffer may be handed out again right away.
+      part.dispose();
+    }
+  }
 }
 
 function cacheDims(op: string, kCache: Tensor, vCache: Tensor, lengths: Tensor, kvw: number) {

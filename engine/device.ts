@@ -91,10 +91,20 @@ export interface GemmForm {
   bk: number;
 }
 
+/**
+ * Which attention kernels run (engine/attention.ts): "rows4" (kernels/attention.wgsl, four query
+ * rows or two key rows per invocation, the fast form on llvmpipe) or "rows1"
+ * (kernels/attention_rows1.wgsl, one row per invocation and dk/dv per query head then summed:
+ * four to fourteen times the invocations, the form for GPUs). Decoding is the same in both.
+ */
+export type AttentionForm = "rows4" | "rows1";
+
 export interface DeviceOptions {
   powerPreference?: GPUPowerPreference;
   /** The matmul kernel; by default "blocked" on a fallback (CPU) adapter, "tiled" elsewhere. */
   gemm?: Partial<GemmForm>;
+  /** The attention kernels; by default "rows4" on a fallback (CPU) adapter, "rows1" elsewhere. */
+  attention?: AttentionForm;
   /** Where the adapter line goes; defaults to stderr. Pass `() => {}` to silence. */
   log?: (line: string) => void;
 }
@@ -131,6 +141,7 @@ export class Device {
   readonly limits: GPUSupportedLimits;
   readonly features: ReadonlySet<string>;
   #gemm: GemmForm;
+  #attention: AttentionForm;
 
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -164,6 +175,7 @@ export class Device {
     this.limits = gpu.limits;
     this.features = new Set(gpu.features);
     this.#gemm = { form: this.isFallback ? "blocked" : "tiled", wx: 16, wy: 16, bk: 16 };
+    this.#attention = this.isFallback ? "rows4" : "rows1";
     this.#uniformArena = gpu.createBuffer({
       label: "uniform arena",
       size: UNIFORM_ARENA_BYTES,
@@ -221,6 +233,7 @@ export class Device {
     const gpu = await adapter.requestDevice({ requiredLimits, requiredFeatures });
     const dev = new Device(gpu, adapter.info);
     if (opts.gemm) dev.gemm = { ...dev.gemm, ...opts.gemm };
+    if (opts.attention) dev.attention = opts.attention;
     const log = opts.log ?? ((line: string) => console.error(line));
     log(
       `[device] ${dev.description}${dev.isFallback ? " (fallback/software adapter)" : ""}; ` +
@@ -476,6 +489,18 @@ export class Device {
       );
     }
     this.#gemm = { form: g.form, wx: g.wx, wy: g.wy, bk: g.bk };
+  }
+
+  /** The attention kernels in use (see AttentionForm). Same form, same bits. */
+  get attention(): AttentionForm {
+    return this.#attention;
+  }
+
+  set attention(form: AttentionForm) {
+    if (form !== "rows4" && form !== "rows1") {
+      throw new RangeError(`attention form ${JSON.stringify(form)}: expected "rows4" or "rows1"`);
+    }
+    this.#attention = form;
   }
 
   /**

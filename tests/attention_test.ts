@@ -12,7 +12,7 @@ import {
   attentionDecodeRef,
   attentionForwardRef,
 } from "../engine/attention_ref.ts";
-import type { Device } from "../engine/device.ts";
+import type { AttentionForm, Device } from "../engine/device.ts";
 import { Rng } from "../engine/rng.ts";
 import type { Tensor } from "../engine/tensor.ts";
 import { assertClose, assertSameBits, dot, finiteDiff, gpuTest, testDevice } from "./util.ts";
@@ -65,15 +65,32 @@ function inputs(dev: Device, rng: Rng, c: Case) {
   return { n, host, t };
 }
 
+/**
+ * Registers the test once per attention form ("rows4", llvmpipe's default; "rows1", the GPU
+ * default), with dev.attention set for its duration.
+ */
+function test(name: string, fn: (dev: Device) => Promise<void>): void {
+  for (const form of ["rows4", "rows1"] as AttentionForm[]) {
+    Deno.test(`${name} [${form}]`, gpuTest, async () => {
+      const dev = await testDevice();
+      const before = dev.attention;
+      dev.attention = form;
+      try {
+        await fn(dev);
+      } finally {
+        dev.attention = before;
+      }
+    });
+  }
+}
+
 function disposeAll(ts: Tensor[]) {
   for (const t of ts) t.dispose();
 }
 
-Deno.test(
+test(
   "attentionForward() matches the CPU reference for packed sequences of different lengths",
-  gpuTest,
-  async () => {
-    const dev = await testDevice();
+  async (dev) => {
     const rng = new Rng(21);
     for (const c of CASES) {
       const { host, t } = inputs(dev, rng, c);
@@ -86,11 +103,9 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "attentionBackward() matches the CPU backward for dq, dk and dv",
-  gpuTest,
-  async () => {
-    const dev = await testDevice();
+  async (dev) => {
     const rng = new Rng(22);
     for (const c of CASES) {
       const { n, host, t } = inputs(dev, rng, c);
@@ -278,11 +293,9 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "attention forward, backward and decode give identical bits when run twice",
-  gpuTest,
-  async () => {
-    const dev = await testDevice();
+  async (dev) => {
     const rng = new Rng(25);
     const c = CASES[0];
     const { numHeads: hq, numKvHeads: hkv, headDim: hd } = c.dims;

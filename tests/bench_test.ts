@@ -120,3 +120,37 @@ Deno.test(
     out.dispose();
   },
 );
+
+Deno.test(
+  "deno task bench --attention FORM runs the attention bench on that form and records it",
+  gpuTest,
+  async () => {
+    const file = await Deno.makeTempFile({ suffix: ".json" });
+    try {
+      const code = await main([
+        "--quick",
+        "--only",
+        "attention",
+        "--attention",
+        "rows1",
+        "--json",
+        file,
+      ]);
+      assert.equal(code, 0);
+      const out = JSON.parse(await Deno.readTextFile(file));
+      assert.equal(out.attention, "rows1");
+      const names = out.results.map((r: { name: string }) => r.name);
+      assert.deepEqual(names, ["attention_fwd", "attention_bwd"]);
+      for (const r of out.results) {
+        assert.equal(r.extra.form, "rows1", JSON.stringify(r));
+        assert.ok(r.ms > 0 && r.gflops > 0, JSON.stringify(r));
+      }
+    } finally {
+      await Deno.remove(file);
+    }
+    await assert.rejects(
+      main(["--quick", "--only", "attention", "--attention", "rows2"]),
+      /attention form "rows2": expected "rows4" or "rows1"/,
+    );
+  },
+);
