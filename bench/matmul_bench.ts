@@ -1,7 +1,9 @@
 /**
  * matmul at the Qwen2.5-0.5B shapes with N = 512 tokens: C[M, N] = A[M, K] B[K, N] for
  * [M, K, N] = [512, 896, 896], [512, 896, 128], [512, 896, 4864], [512, 4864, 896], in the
- * model's own layout (x W^T: B stored [N, K], the "nt" kernel) and plain (B stored [K, N]).
+ * model's own layout (x W^T: B stored [N, K], the "nt" kernel) and plain (B stored [K, N]); and
+ * as `matmul_decode` the same weights against M = 8 rows (one new token for each of 8 sequences,
+ * which the tiled forms hand to gemm_skinny).
  *
  * Peer, same run and adapter: @tensorflow/tfjs-backend-webgpu's matMul on the same shapes. Both
  * are timed to completion without reading C back: ours by the device's wait for submitted work,
@@ -25,6 +27,13 @@ const SHAPES: [number, number, number][] = [
   [512, 896, 128],
   [512, 896, 4864],
   [512, 4864, 896],
+];
+
+/** Decoding: the same weights against one new token for each of 8 sequences. */
+const DECODE: [number, number, number][] = [
+  [8, 896, 896],
+  [8, 896, 4864],
+  [8, 4864, 896],
 ];
 
 /** Records kernels/fma_ceiling.wgsl: M N K multiply-adds, out [M, N] = (row % 8) + K. */
@@ -57,8 +66,12 @@ export const benches: Bench[] = [{
   run: async ({ dev, quick, log }) => {
     const out: BenchResult[] = [];
     const haveTf = await initTf(log);
-    const shapes = quick ? [[64, 128, 96] as [number, number, number]] : SHAPES;
-    for (const [m, k, n] of shapes) {
+    type Job = [string, [number, number, number]];
+    const shapes: Job[] = quick ? [["matmul", [64, 128, 96]]] : [
+      ...SHAPES.map((x): Job => ["matmul", x]),
+      ...DECODE.map((x): Job => ["matmul_decode", x]),
+    ];
+    for (const [name, [m, k, n]] of shapes) {
       const rng = new Rng(m + k + n);
       const a = rng.normals(m * k), b = rng.normals(k * n);
       const ta = dev.upload("A", a, [m, k]);
@@ -92,7 +105,7 @@ export const benches: Bench[] = [{
       }
       for (const [layout, ms] of [["x W^T (nt)", nt], ["A B (nn)", nn]] as const) {
         out.push({
-          name: "matmul",
+          name,
           shape: [m, k, n],
           ms,
           gflops: gflops(2 * m * n * k, ms),
@@ -103,7 +116,7 @@ export const benches: Bench[] = [{
       for (const t of [ta, tbNt, tbNn, tc]) t.dispose();
     }
     // The yardstick: the multiply-adds of the largest shape with no loads at all.
-    const [m, k, n] = shapes[shapes.length === 1 ? 0 : 2];
+    const [m, k, n] = shapes[shapes.length === 1 ? 0 : 2][1];
     const sink = dev.empty("fma_ceiling.out", [m, n]);
     const ms = await timeCalls(
       () => fmaCeiling(dev, m, k, sink),

@@ -6,7 +6,9 @@
  *   A [M, K] (or [K, M] with transA), B [K, N] (or [N, K] with transB), C [M, N], bias [N].
  * Two kernels, chosen by `dev.gemm` (the device picks by adapter): "blocked" (gemm.wgsl; its
  * vec4 entries run when their layout allows it, anything else takes the strided scalar entry)
- * and "tiled"/"tiled8" (gemm_tiled.wgsl, workgroup-memory tiles, any layout and size).
+ * and "tiled"/"tiled8" (gemm_tiled.wgsl, workgroup-memory tiles, any layout and size; products
+ * of at most SKINNY_MAX_ROWS rows with A and B contiguous along k go to its gemm_skinny, which
+ * splits K across a workgroup instead).
  */
 import { type Binding, type Device, params } from "./device.ts";
 import { formatShape, shapeOf, type Tensor, type TensorSlice } from "./tensor.ts";
@@ -85,6 +87,11 @@ export function matmul(
   const p = params().u32(m).u32(n).u32(k).u32(flags).u32(sam).u32(sak).u32(sbk).u32(sbn);
   const bindings: (Binding | undefined)[] = [p, a, b, c, opts.bias ?? dummyBias(dev)];
   const g = dev.gemm;
+  if (g.form !== "blocked" && skinny(dev, m, n, sak, sbk)) {
+    const kernel = dev.kernel("gemm_tiled", "gemm_skinny", { SW: SKINNY_WG });
+    dev.dispatch(kernel, bindings, [Math.ceil(n / 4), Math.ceil(m / SKINNY_BLOCK_ROWS)]);
+    return;
+  }
   if (g.form !== "blocked") {
     const rb = g.form === "tiled8" ? 2 : 1;
     const constants = {
@@ -109,6 +116,20 @@ export function matmul(
   } else entry = "gemm_any";
   const gx = Math.ceil(n / (entry.endsWith("8") ? 64 : 32)), gy = Math.ceil(m / 32);
   dev.dispatch(dev.kernel("gemm", entry), bindings, [gx, gy]);
+}
+
+/** gemm_skinny takes products of at most this many rows (decoding) in the tiled forms. */
+export const SKINNY_MAX_ROWS = 16;
+const SKINNY_BLOCK_ROWS = 8; // SM in gemm_tiled.wgsl
+const SKINNY_WG = 64; // SW: invocations splitting K
+
+/**
+ * Whether the tiled forms hand C[M, N] to gemm_skinny: a few rows, A and B both contiguous along
+ * k (the x W^T products of decoding), and N / 4 workgroups within the grid limit.
+ */
+export function skinny(dev: Device, m: number, n: number, sak: number, sbk: number): boolean {
+  return m <= SKINNY_MAX_ROWS && sak === 1 && sbk === 1 &&
+    Math.ceil(n / 4) <= dev.limits.maxComputeWorkgroupsPerDimension;
 }
 
 const dummies = new WeakMap<Device, Tensor>();

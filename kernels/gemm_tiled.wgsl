@@ -17,6 +17,7 @@
 // B_K say whether A and B are contiguous along k (sak == 1, sbk == 1), which picks the
 // invocation-to-element mapping of the copies so that neighbouring invocations read neighbouring
 // addresses.
+// gemm_skinny (at the end) covers products of a few rows for the same forms.
 // Bindings as gemm.wgsl: 0 P, 1 A, 2 B, 3 C (read_write), 4 bias (a dummy without FLAG_BIAS).
 
 struct P {
@@ -154,4 +155,40 @@ fn gemm_tiled8(
       put(m0 + 8u * lid.y + i, n0 + 8u * lid.x + j, acc[2u * i + j / 4u][j % 4u]);
     }
   }
+}
+
+// gemm_skinny: the same product for a few rows (decoding: M = the batch of sequences), where a
+// tile of 4 WY rows would leave most of it idle and a grid of N / BN workgroups most of a GPU.
+// A workgroup of SW invocations (a power of two) computes rows SM wid.y.. and columns 4 wid.x..;
+// invocation t takes k = t, t + SW, .. (neighbouring invocations read neighbouring addresses
+// when A and B are contiguous along k), then the SW partial sums are added in a fixed tree in
+// workgroup memory. Rows past M repeat row M - 1 and are not stored.
+const SM: u32 = 8u;
+override SW: u32 = 64u;
+var<workgroup> red: array<array<vec4f, SM>, SW>;
+
+@compute @workgroup_size(SW)
+fn gemm_skinny(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3u) {
+  let m0 = wid.y * SM;
+  let n0 = wid.x * 4u;
+  var acc: array<vec4f, SM>;
+  for (var k = t; k < p.k; k += SW) {
+    var bv = vec4f(0.0);
+    for (var j = 0u; j < 4u; j++) {
+      let col = n0 + j;
+      if (col < p.n) { bv[j] = b[k * p.sbk + col * p.sbn]; }
+    }
+    for (var i = 0u; i < SM; i++) {
+      acc[i] += a[min(m0 + i, p.m - 1u) * p.sam + k * p.sak] * bv;
+    }
+  }
+  red[t] = acc;
+  workgroupBarrier();
+  for (var s = SW / 2u; s > 0u; s /= 2u) {
+    if (t < s) {
+      for (var i = 0u; i < SM; i++) { red[t][i] += red[t + s][i]; }
+    }
+    workgroupBarrier();
+  }
+  if (t < 4u * SM) { put(m0 + t / 4u, n0 + t % 4u, red[0][t / 4u][t % 4u]); }
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Device, GemmForm } from "../engine/device.ts";
 import { LimitError } from "../engine/errors.ts";
-import { matmul, sumRows } from "../engine/gemm.ts";
+import { matmul, skinny, SKINNY_MAX_ROWS, sumRows } from "../engine/gemm.ts";
 import { matmulRef, sumRowsRef } from "../engine/gemm_ref.ts";
 import { Rng } from "../engine/rng.ts";
 import { assertClose, finiteDiff, gpuTest, testDevice } from "./util.ts";
@@ -43,6 +43,8 @@ const SHAPES: [number, number, number][] = [
   [37, 20, 36],
   [12, 16, 72],
   [20, 8, 68],
+  [6, 150, 10], // few rows, K past the skinny kernel's 64-way split
+  [16, 70, 5],
 ];
 
 for (const transA of [false, true]) {
@@ -141,7 +143,29 @@ test("matmul() run twice gives identical bits", async (dev) => {
   matmul(dev, a, b, c2, { transB: true });
   const [x, y] = [await c1.read(), await c2.read()];
   assert.deepEqual(new Uint32Array(x.buffer), new Uint32Array(y.buffer));
+  // A few rows (the tiled forms' gemm_skinny).
+  const s = dev.upload("s", rng.normals(7 * 150), [7, 150]);
+  const w = dev.upload("w", rng.normals(30 * 150), [30, 150]);
+  const s1 = dev.empty("s1", [7, 30]), s2 = dev.empty("s2", [7, 30]);
+  matmul(dev, s, w, s1, { transB: true });
+  matmul(dev, s, w, s2, { transB: true });
+  const [u, v] = [await s1.read(), await s2.read()];
+  assert.deepEqual(new Uint32Array(u.buffer), new Uint32Array(v.buffer));
 });
+
+Deno.test(
+  "the tiled forms send few-row products contiguous along k to gemm_skinny",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const max = dev.limits.maxComputeWorkgroupsPerDimension;
+    assert.ok(skinny(dev, 1, 4864, 1, 1) && skinny(dev, SKINNY_MAX_ROWS, 896, 1, 1));
+    assert.ok(!skinny(dev, SKINNY_MAX_ROWS + 1, 896, 1, 1), "more rows: tiles");
+    assert.ok(!skinny(dev, 8, 896, 8, 1), "A strided along k: tiles");
+    assert.ok(!skinny(dev, 8, 896, 1, 896), "B strided along k: tiles");
+    assert.ok(skinny(dev, 8, 4 * max, 1, 1) && !skinny(dev, 8, 4 * max + 1, 1, 1), "grid limit");
+  },
+);
 
 test("matmul() names the tensors when shapes do not match", (dev) => {
   const a = dev.empty("acts", [4, 8]),
