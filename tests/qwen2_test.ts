@@ -13,8 +13,26 @@ import { Rng } from "../engine/rng.ts";
 import type { Tensor } from "../engine/tensor.ts";
 import { assertClose, gpuTest, testDevice } from "./util.ts";
 
-function test(name: string, fn: (dev: Device) => Promise<void>): void {
+/**
+ * Registers the test on the adapter's own kernel forms and, unless `once`, again on the forms a
+ * GPU gets (tiled matmul with gemm_skinny for few rows, one-row attention), so that the whole
+ * model is checked on those here too.
+ */
+function test(name: string, fn: (dev: Device) => Promise<void>, once = false): void {
   Deno.test(name, gpuTest, async () => fn(await testDevice()));
+  if (once) return;
+  Deno.test(`${name} [GPU forms]`, gpuTest, async () => {
+    const dev = await testDevice();
+    const before = { gemm: dev.gemm, attention: dev.attention };
+    dev.gemm = { form: "tiled", wx: 16, wy: 16, bk: 16 };
+    dev.attention = "rows1";
+    try {
+      await fn(dev);
+    } finally {
+      dev.gemm = before.gemm;
+      dev.attention = before.attention;
+    }
+  });
 }
 
 /** A small Qwen2 (vocabulary 320) so the float64 reference is cheap enough for finite differences. */
@@ -318,11 +336,11 @@ test("a tied and an untied checkpoint both load and save() round-trips", async (
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
-});
+}, true);
 
 test("token ids past the embedding rows are refused before anything runs", async (dev) => {
   const cfg = smallConfig(true);
   const model = buildModel(dev, cfg, randomWeights(cfg, 60));
   await assert.rejects(() => model.logprobs([[1, 2, 320]]), /token id 320/);
   model.dispose();
-});
+}, true);
