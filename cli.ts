@@ -10,7 +10,6 @@ export const SELF_CHECK_OK = "qwen-posttrain self-check ok";
 const KERNELS = [
   "adamw",
   "attention",
-  "attention_rows1",
   "cast",
   "elementwise",
   "embedding",

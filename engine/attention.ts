@@ -1,6 +1,6 @@
 /**
- * Dispatch wrappers for kernels/attention.wgsl and kernels/attention_rows1.wgsl (the two forms
- * of the packed kernels, chosen by `dev.attention`): causal GQA attention over packed sequences
+ * Dispatch wrappers for kernels/attention.wgsl (two forms of the packed kernels, chosen by
+ * `dev.attention`): causal GQA attention over packed sequences
  * (FlashAttention-2 style: the forward keeps only the per-row logsumexp, the backward recomputes
  * the scores), and the decode path against a KV cache. CPU references: engine/attention_ref.ts.
  *
@@ -221,7 +221,7 @@ export function attentionForward(dev: Device, a: AttentionForwardArgs): void {
   const one = dev.attention === "rows1";
   dev.dispatch(
     one
-      ? dev.kernel("attention_rows1", "attn1_fwd", t.constants)
+      ? dev.kernel("attention", "attn1_fwd", t.constants)
       : dev.kernel("attention", "attn_fwd", t.constants),
     [
       uniforms(n, hq, hkv, nseq, hd),
@@ -355,21 +355,21 @@ function rows1Backward(
   b[6] = a.dout;
   b[11] = stats;
   b[12] = a.dq;
-  dev.dispatch(dev.kernel("attention_rows1", "attn1_dq", constants), b, grid);
+  dev.dispatch(dev.kernel("attention", "attn1_dq", constants), b, grid);
   b[12] = undefined;
   const grouped = hq !== hkv;
-  for (const [entry, dst] of [["attn1_dk", a.dk], ["attn1_dv", a.dv]] as const) {
-    const part = grouped ? dev.empty(`attention backward ${entry} per head`, [n, hq * hd]) : dst;
-    b[4] = entry === "attn1_dk" ? a.v : undefined; // dv needs no v (an entry binds what it uses)
+  for (const [what, dst] of [["dk", a.dk], ["dv", a.dv]] as const) {
+    const part = grouped ? dev.empty(`attention backward ${what} per head`, [n, hq * hd]) : dst;
     b[20] = part;
-    dev.dispatch(dev.kernel("attention_rows1", entry, constants), b, grid);
+    const dk = what === "dk" ? 1 : 0;
+    dev.dispatch(dev.kernel("attention", "attn1_dkv", { ...constants, DK: dk }), b, grid);
     if (grouped) {
       const r: (Tensor | ReturnType<typeof params> | undefined)[] = [];
       r[0] = u;
       r[21] = part;
       r[22] = dst;
       dev.dispatch(
-        dev.kernel("attention_rows1", "attn1_sum_heads", { D4: hd / 4 }),
+        dev.kernel("attention", "attn1_sum_heads", { D4: hd / 4 }),
         r,
         dev.grid(Math.ceil((n * hkv * hd) / 4 / DWG)),
       );

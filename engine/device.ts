@@ -92,10 +92,10 @@ export interface GemmForm {
 }
 
 /**
- * Which attention kernels run (engine/attention.ts): "rows4" (kernels/attention.wgsl, four query
- * rows or two key rows per invocation, the fast form on llvmpipe) or "rows1"
- * (kernels/attention_rows1.wgsl, one row per invocation and dk/dv per query head then summed:
- * four to fourteen times the invocations, the form for GPUs). Decoding is the same in both.
+ * Which attention kernels of kernels/attention.wgsl run (engine/attention.ts): "rows4" (four
+ * query rows or two key rows per invocation, the fast form on llvmpipe) or "rows1" (one row per
+ * invocation and dk/dv per query head then summed: four to fourteen times the invocations, the
+ * form for GPUs). Decoding is the same in both.
  */
 export type AttentionForm = "rows4" | "rows1";
 

@@ -40,8 +40,30 @@
 //                   bindings: 0 P, 1 starts, 3 k, 4 v, 17 lens, 18 kc, 19 vc
 //                   Both append kernels drop rows that would land at or past max_len.
 //                   grid dev.grid(ceil(rows * Hkv * D / 4 / 64)).
+//
+// The "rows1" form (dev.attention; the GPU default): the same results from one row per
+// invocation. The entries above give each invocation four query rows (two key rows in dk/dv),
+// which is what llvmpipe wants and what starves a GPU: at 512 tokens x 14 query heads that is
+// 1,792 invocations for the forward and 512 for dk/dv, each holding 512 floats of row state.
+// These hold one row (2 x D floats in the forward, 3 x D in the backward), 7,168 invocations in
+// every pass at that shape; invocations of a workgroup walk the same keys (or queries) in the
+// same order, so their K/V (Q/dO) reads are the same address at the same time.
+//   attn1_fwd       out, lse: query row i = wid.x * BR + lid of head wid.y; online softmax over
+//                   keys starts[b] .. i, rescaling only when the running maximum grows.
+//                   grid (ceil(N / BR), Hq). bindings as attn_fwd
+//   attn1_dq        dq for query row i of head wid.y from attn_bwd_stats' stats.
+//                   grid (ceil(N / BR), Hq). bindings as attn_bwd_dq
+//   attn1_dkv       one query head's share of dk (override DK = true) or dv (DK = false) for key
+//                   row j = wid.x * BR + lid: the head is wid.y, queries j .. end of j's sequence
+//                   in order, written to part [N, Hq * D] at head wid.y's columns (with G = 1
+//                   that is dk / dv itself). grid (ceil(N / BR), Hq).
+//                   bindings: 0 P, 1 starts, 2 q, 3 k, 4 v, 6 dout, 11 stats, 20 part
+//   attn1_sum_heads red [N, Hkv * D] = sum over the G query heads h = kh*G .. kh*G+G-1 (in that
+//                   order) of part_in [N, Hq * D]. grid dev.grid(ceil(N * Hkv * D / 4 / 64)).
+//                   bindings: 0 P, 21 part_in, 22 red
+//   Every output element is written by one invocation summing in a fixed order.
 // Override constants: D4 = D / 4 (1..32, so D <= 128 and D % 4 == 0), BR invocations per
-// workgroup of the row kernels.
+// workgroup of the row kernels, DK (attn1_dkv).
 //
 // Row kernels: each invocation keeps its rows' state (q, acc; q, dO, dq; k, v, dk, dv) in
 // private arrays of HALF = 16 mat2x4f (element e holds head elements 4e..4e+3 in column 0 and
@@ -66,10 +88,11 @@ const LN2: f32 = 0.6931471805599453;
 const LOG2E: f32 = 1.4426950408889634;
 const DWG: u32 = 64u; // attn_decode / append / stats workgroup size
 const HALF: u32 = 16u;
-const MAXD4: u32 = 32u; // attn_decode's private q row
+const MAXD4: u32 = 32u; // attn_decode's private q row, the rows1 kernels' private rows
 
 override D4: u32 = 16u;
 override BR: u32 = 64u;
+override DK: bool = true;
 
 struct P {
   n: u32,
@@ -101,6 +124,9 @@ struct P {
 @group(0) @binding(17) var<storage, read> lens: array<u32>;
 @group(0) @binding(18) var<storage, read_write> kc_out: array<vec4f>;
 @group(0) @binding(19) var<storage, read_write> vc_out: array<vec4f>;
+@group(0) @binding(20) var<storage, read_write> part: array<vec4f>;
+@group(0) @binding(21) var<storage, read> part_in: array<vec4f>;
+@group(0) @binding(22) var<storage, read_write> red: array<vec4f>;
 
 // The sequence b holding token i: starts[b] <= i < starts[b + 1] (empty sequences are skipped).
 fn seq_of(i: u32) -> u32 {
@@ -502,3 +528,138 @@ fn kv_append_packed(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
   append_one(b, lens[b] + row - starts[b], row, id - row * kw);
 }
 
+// ------------------------------------------------------------ the rows1 form
+
+@compute @workgroup_size(BR)
+fn attn1_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.y;
+  let i = wid.x * BR + lid;
+  if (i >= p.n) { return; }
+  let kh = h / (p.hq / p.hkv);
+  let lo = starts[seq_of(i)];
+  let qb = i * p.hq * D4 + h * D4;
+  let kw = p.hkv * D4;
+  var qr: array<vec4f, MAXD4>;
+  var acc: array<vec4f, MAXD4>;
+  for (var d = 0u; d < D4; d++) {
+    qr[d] = q[qb + d] * p.scale2;
+    acc[d] = vec4f(0.0);
+  }
+  var m = NEG_BIG;
+  var l = 0.0;
+  for (var j = lo; j <= i; j++) {
+    let kb = j * kw + kh * D4;
+    var s4 = vec4f(0.0);
+    for (var d = 0u; d < D4; d++) { s4 += qr[d] * k[kb + d]; }
+    let s = hsum(s4);
+    if (s > m) {
+      // The first key scales the empty sums by exp2(NEG_BIG - s) = 0.
+      let al = exp2(m - s);
+      l *= al;
+      for (var d = 0u; d < D4; d++) { acc[d] *= al; }
+      m = s;
+    }
+    let pj = exp2(s - m);
+    l += pj;
+    for (var d = 0u; d < D4; d++) { acc[d] += pj * v[kb + d]; }
+  }
+  let inv = 1.0 / l;
+  for (var d = 0u; d < D4; d++) { out[qb + d] = acc[d] * inv; }
+  lse[h * p.n + i] = (m + log2(l)) * LN2;
+}
+
+@compute @workgroup_size(BR)
+fn attn1_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.y;
+  let i = wid.x * BR + lid;
+  if (i >= p.n) { return; }
+  let kh = h / (p.hq / p.hkv);
+  let lo = starts[seq_of(i)];
+  let qb = i * p.hq * D4 + h * D4;
+  let kw = p.hkv * D4;
+  var qr: array<vec4f, MAXD4>;
+  var dor: array<vec4f, MAXD4>;
+  var acc: array<vec4f, MAXD4>;
+  for (var d = 0u; d < D4; d++) {
+    qr[d] = q[qb + d] * p.scale2;
+    dor[d] = dout[qb + d];
+    acc[d] = vec4f(0.0);
+  }
+  let st = stats[h * p.n + i];
+  for (var j = lo; j <= i; j++) {
+    let kb = j * kw + kh * D4;
+    var s4 = vec4f(0.0);
+    var t4 = vec4f(0.0);
+    for (var d = 0u; d < D4; d++) {
+      s4 += qr[d] * k[kb + d];
+      t4 += dor[d] * v[kb + d];
+    }
+    let ds = exp2(hsum(s4) - st.x) * (hsum(t4) - st.y);
+    for (var d = 0u; d < D4; d++) { acc[d] += ds * k[kb + d]; }
+  }
+  let scale = p.scale2 / LOG2E;
+  for (var d = 0u; d < D4; d++) { dq[qb + d] = acc[d] * scale; }
+}
+
+// Key row j's reach: queries j .. (end of j's sequence) - 1.
+fn key_end(j: u32) -> u32 {
+  return starts[seq_of(j) + 1u];
+}
+
+@compute @workgroup_size(BR)
+fn attn1_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.y;
+  let j = wid.x * BR + lid;
+  if (j >= p.n) { return; }
+  let kh = h / (p.hq / p.hkv);
+  let hi = key_end(j);
+  let qw = p.hq * D4;
+  let kb = j * p.hkv * D4 + kh * D4;
+  var kr: array<vec4f, MAXD4>;
+  var vr: array<vec4f, MAXD4>;
+  var acc: array<vec4f, MAXD4>;
+  for (var d = 0u; d < D4; d++) {
+    kr[d] = k[kb + d] * p.scale2;
+    if (DK) { vr[d] = v[kb + d]; }
+    acc[d] = vec4f(0.0);
+  }
+  for (var i = j; i < hi; i++) {
+    let qb = i * qw + h * D4;
+    let st = stats[h * p.n + i];
+    var s4 = vec4f(0.0);
+    var t4 = vec4f(0.0);
+    for (var d = 0u; d < D4; d++) {
+      s4 += kr[d] * q[qb + d];
+      if (DK) { t4 += vr[d] * dout[qb + d]; }
+    }
+    let pij = exp2(hsum(s4) - st.x);
+    if (DK) {
+      // dk += dS_ij q_i, dS = P (dO_i . v_j - delta_i)
+      let ds = pij * (hsum(t4) - st.y);
+      for (var d = 0u; d < D4; d++) { acc[d] += ds * q[qb + d]; }
+    } else {
+      // dv += P_ij dO_i
+      for (var d = 0u; d < D4; d++) { acc[d] += pij * dout[qb + d]; }
+    }
+  }
+  let scale = select(1.0, p.scale2 / LOG2E, DK);
+  let ob = j * qw + h * D4;
+  for (var d = 0u; d < D4; d++) { part[ob + d] = acc[d] * scale; }
+}
+
+@compute @workgroup_size(DWG)
+fn attn1_sum_heads(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                   @builtin(local_invocation_index) lid: u32) {
+  let id = (wid.x + wid.y * nwg.x) * DWG + lid; // = (j * Hkv + kh) * D4 + d
+  let kw = p.hkv * D4;
+  if (id >= p.n * kw) { return; }
+  let j = id / kw;
+  let r = id - j * kw;
+  let kh = r / D4;
+  let d = r - kh * D4;
+  let g = p.hq / p.hkv;
+  let base = j * p.hq * D4 + kh * g * D4 + d;
+  var s = part_in[base];
+  for (var e = 1u; e < g; e++) { s += part_in[base + e * D4]; }
+  red[id] = s;
+}
