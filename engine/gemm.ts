@@ -107,6 +107,16 @@ export function matmul(
     dev.dispatch(kernel, bindings, [Math.ceil(n / bn), Math.ceil(m / bm)]);
     return;
   }
+  if (relayout(dev, m, n, k, ta, tb)) {
+    // Large "nn" / "tn" products run faster as "nt" on llvmpipe once the operands are turned.
+    const at = ta ? transposed(dev, a, k, m) : undefined;
+    const bt = tb ? undefined : transposed(dev, b, k, n);
+    matmul(dev, at ?? a, bt ?? b, c, { ...opts, transA: false, transB: true });
+    // Recorded work runs in order: the pooled buffers may be handed out again right away.
+    at?.dispose();
+    bt?.dispose();
+    return;
+  }
   let entry: string;
   if (!ta && tb && k % 4 === 0) entry = n >= 64 ? "gemm_nt8" : "gemm_nt4";
   else if (!ta && !tb && k % 4 === 0 && n % 4 === 0) {
@@ -130,6 +140,57 @@ const SKINNY_WG = 64; // SW: invocations splitting K
 export function skinny(dev: Device, m: number, n: number, sak: number, sbk: number): boolean {
   return m <= SKINNY_MAX_ROWS && sak === 1 && sbk === 1 &&
     Math.ceil(n / 4) <= dev.limits.maxComputeWorkgroupsPerDimension;
+}
+
+/**
+ * Whether the blocked form turns an "nn" or "tn" product into an "nt" one (transposing B, and A
+ * when it is stored [K, M], into pooled scratch of their size). On llvmpipe the blocked "nn" and
+ * "tn" kernels stream rows of B (and A) that lie far apart, which with wide outputs costs more
+ * than the copies (a transpose runs at about 5 ns an element). Measured there, nn / tn alone
+ * against transposes plus nt: [512, 4864, 896] nn 469 vs 293 ms; [512, 896, 4864] nn 346 vs 272;
+ * [512, 896, 896] nn 69 vs 59; [32, 4864, 896] nn 52 vs 38; [4864, 512, 896] tn 400 vs 278;
+ * [896, 512, 896] tn 77 vs 60. Not turned, where it did not pay: outputs narrower than 256 (N =
+ * 64, the tiny model's LM head, gained nothing), products under 2^27 multiply-adds ([512, 256,
+ * 768] nn 24.0 vs 25.1), and B's transpose for few rows unless K is long ([32, 896, 4864] nn
+ * 33.5 vs 39.8). The choice depends on the shape only, so the bits are the same each run.
+ */
+export function relayout(
+  dev: Device,
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+): boolean {
+  if (dev.gemm.form !== "blocked" || (transB && !transA) || k % 4 !== 0) return false;
+  if (n < 256 || m * n * k < 2 ** 27) return false;
+  if (!transB && m < 128 && k < 2048) return false;
+  // The transposes run one row of their input (B [K, N], A [K, M]) per workgroup row.
+  return k <= dev.limits.maxComputeWorkgroupsPerDimension;
+}
+
+/** A pooled [cols, rows] copy of x [rows, cols] (a tensor or a block of rows of one). */
+function transposed(dev: Device, x: Operand, rows: number, cols: number): Tensor {
+  const out = dev.empty(`${nameOf(x)}^T`, [cols, rows]);
+  transpose(dev, x, out);
+  return out;
+}
+
+/** out [N, M] = x [M, N]^T; x may be a block of rows of a larger tensor. */
+export function transpose(dev: Device, x: Operand, out: Tensor): void {
+  const [rows, cols] = dims2("transpose", x, "x");
+  if (out.size !== rows * cols || (out.shape.length === 2 && out.shape[0] !== cols)) {
+    throw new RangeError(
+      `transpose: out ${out.name} ${formatShape(out.shape)} must be [${cols}, ${rows}]`,
+    );
+  }
+  if (out.buffer === bufferOf(x)) throw new RangeError(`transpose: out shares a buffer with x`);
+  if (rows === 0 || cols === 0) return;
+  const p = params().u32(rows).u32(cols).u32(0).u32(0).u32(0).u32(0).u32(0).u32(0);
+  dev.dispatch(dev.kernel("gemm", "transpose"), [p, x, undefined, out], [
+    Math.ceil(cols / 256),
+    rows,
+  ]);
 }
 
 const dummies = new WeakMap<Device, Tensor>();

@@ -15,12 +15,13 @@
 //              while another job shared the cores; see the bench for figures).
 //   gemm_any   scalar loads through strides, any layout and size (the fallback)
 //   sum_rows   out[n] (+)= sum_m x[m, n], one invocation per column, rows in order
+//   transpose  out [N, M] = x [M, N]^T (at the end of the file)
 // Bindings: 0 P, 1 A, 2 B, 3 C (read_write), 4 bias (bound only with FLAG_BIAS; a dummy
 // otherwise). Rows / columns past M / N are clamped on load and masked on store, so any M, N
 // works. Every output element sums its K terms in increasing k: results are deterministic.
 // Why no workgroup memory: on llvmpipe (a CPU) barriers and shared tiles cost more than the
-// cache reuse they buy; register blocking with vec4 loads is the fast form there. A GPU build
-// would want shared-memory tiles (not written yet).
+// cache reuse they buy; register blocking with vec4 loads is the fast form there. The
+// workgroup-memory tiles for GPUs are in gemm_tiled.wgsl.
 
 struct P {
   m: u32,
@@ -253,4 +254,17 @@ fn sum_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   for (var r = 0u; r < p.m; r++) { s += a1[r * p.n + col]; }
   if ((p.flags & 1u) != 0u) { s += c[col]; }
   c[col] = s;
+}
+
+// out[c, r] = x[r, c] for x [M, N] bound at 1 (a1), out [N, M] at 3 (c): p.m rows, p.n columns.
+// Invocation (gid.x, r) copies columns 4 gid.x .. 4 gid.x + 3 of row r. The blocked matmul
+// turns large "nn" and "tn" products into "nt" ones with it (engine/gemm.ts explains when).
+@compute @workgroup_size(64)
+fn transpose(@builtin(global_invocation_id) gid: vec3u) {
+  let r = gid.y;
+  if (r >= p.m) { return; }
+  for (var j = 0u; j < 4u; j++) {
+    let col = gid.x * 4u + j;
+    if (col < p.n) { c[col * p.m + r] = a1[r * p.n + col]; }
+  }
 }

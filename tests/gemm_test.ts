@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Device, GemmForm } from "../engine/device.ts";
 import { LimitError } from "../engine/errors.ts";
-import { matmul, skinny, SKINNY_MAX_ROWS, sumRows } from "../engine/gemm.ts";
+import { matmul, relayout, skinny, SKINNY_MAX_ROWS, sumRows, transpose } from "../engine/gemm.ts";
 import { matmulRef, sumRowsRef } from "../engine/gemm_ref.ts";
 import { Rng } from "../engine/rng.ts";
 import { assertClose, finiteDiff, gpuTest, testDevice } from "./util.ts";
@@ -193,5 +193,81 @@ Deno.test(
     );
     assert.throws(() => dev.gemm = { form: "tiled", wx: 0, wy: 16, bk: 16 }, /wx 0/);
     assert.equal(dev.gemm.form, "blocked", "llvmpipe keeps its default after the refusals");
+  },
+);
+
+Deno.test(
+  "transpose() copies x [M, N] to [N, M], from a tensor or a block of its rows",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const rng = new Rng(14);
+    for (const [m, n] of [[1, 1], [3, 5], [37, 300]]) {
+      const x = rng.normals(m * n);
+      const tx = dev.upload("x", x, [m, n]), out = dev.empty("out", [n, m]);
+      transpose(dev, tx, out);
+      const want = new Float32Array(m * n);
+      for (let r = 0; r < m; r++) for (let c = 0; c < n; c++) want[c * m + r] = x[r * n + c];
+      assert.deepEqual(await out.read(), want);
+      for (const t of [tx, out]) t.dispose();
+    }
+    // Rows 64..95 of a [100, 8] tensor (the slice starts at an aligned offset).
+    const big = rng.normals(100 * 8), tb = dev.upload("big", big, [100, 8]);
+    const out = dev.empty("out", [8, 32]);
+    transpose(dev, tb.rows(64, 32), out);
+    const want = new Float32Array(8 * 32);
+    for (let r = 0; r < 32; r++) {
+      for (let c = 0; c < 8; c++) {
+        want[c * 32 + r] = big[(64 + r) * 8 + c];
+      }
+    }
+    assert.deepEqual(await out.read(), want);
+    assert.throws(
+      () => transpose(dev, tb, dev.empty("bad", [100, 8])),
+      /bad \[100, 8\] must be \[8, 100\]/,
+    );
+    for (const t of [tb, out]) t.dispose();
+  },
+);
+
+Deno.test(
+  "the blocked form turns large nn and tn products into nt ones, with the same results",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const before = dev.gemm;
+    dev.gemm = { form: "blocked", wx: 16, wy: 16, bk: 16 };
+    try {
+      assert.ok(relayout(dev, 512, 896, 4864, false, false), "nn, wide and large");
+      assert.ok(relayout(dev, 4864, 896, 512, true, false), "tn");
+      assert.ok(relayout(dev, 512, 896, 4864, true, true), "tt");
+      assert.ok(!relayout(dev, 512, 896, 4864, false, true), "nt stays");
+      assert.ok(!relayout(dev, 480, 64, 8192, false, false), "narrow output stays");
+      assert.ok(!relayout(dev, 512, 768, 256, false, false), "small product stays");
+      assert.ok(!relayout(dev, 32, 4864, 896, false, false), "few rows, short K: stays");
+      assert.ok(relayout(dev, 32, 896, 4864, false, false), "few rows, long K: turned");
+      assert.ok(!relayout(dev, 512, 896, 4866, false, false), "K % 4 != 0 stays");
+      const rng = new Rng(15);
+      const [m, k, n] = [130, 1024, 1032]; // 138M multiply-adds, N >= 256, M >= 128: turned
+      const a = rng.normals(m * k), b = rng.normals(k * n), bias = rng.normals(n);
+      const c0 = rng.normals(m * n);
+      for (const [transA, transB] of [[false, false], [true, false], [true, true]]) {
+        assert.ok(relayout(dev, m, n, k, transA, transB));
+        const ta = dev.upload("a", a, transA ? [k, m] : [m, k]);
+        const tb = dev.upload("b", b, transB ? [n, k] : [k, n]);
+        const tbias = dev.upload("bias", bias, [n]);
+        const tc = dev.upload("c", c0, [m, n]);
+        matmul(dev, ta, tb, tc, { transA, transB, bias: tbias, accumulate: true });
+        const want = matmulRef(a, b, m, k, n, { transA, transB, bias, c0 });
+        assertClose(await tc.read(), want, {
+          atol: 1e-5 * Math.sqrt(k) * 4,
+          rtol: 1e-5,
+          label: `transA=${transA} transB=${transB}`,
+        });
+        for (const t of [ta, tb, tbias, tc]) t.dispose();
+      }
+    } finally {
+      dev.gemm = before;
+    }
   },
 );
