@@ -6,7 +6,7 @@
  * A step whose gradients contain NaN or Inf is skipped on the GPU: weights and moments are left
  * untouched and the step counter does not advance.
  */
-import { type Device, params } from "./device.ts";
+import { type Binding, type Device, params } from "./device.ts";
 import type { Tensor, TensorSlice } from "./tensor.ts";
 
 export interface AdamWConfig {
@@ -45,8 +45,11 @@ export interface StepStats {
   step: number;
 }
 
+// Must match kernels/adamw.wgsl: WG lanes; a sumsq workgroup covers WG * PER_THREAD elements (one
+// slot of partial sums), an update workgroup WG * UPDATE_PER_THREAD.
 const WG = 256;
-const PER_THREAD = 16;
+const PER_THREAD = 256;
+const UPDATE_PER_THREAD = 4;
 const SLOT_ELEMS = WG * PER_THREAD;
 
 interface Chunk {
@@ -78,8 +81,9 @@ export class AdamW {
   ) {
     this.config = { ...ADAMW_DEFAULTS, ...config };
     const maxElems = Math.floor(dev.limits.maxStorageBufferBindingSize / 4);
-    const chunk = Math.floor(Math.min(chunkElems ?? maxElems, maxElems) / SLOT_ELEMS) *
-      SLOT_ELEMS;
+    // Chunks start at offsets the storage binding alignment allows.
+    const align = Math.max(1, dev.limits.minStorageBufferOffsetAlignment / 4);
+    const chunk = Math.floor(Math.min(chunkElems ?? maxElems, maxElems) / align) * align;
     if (chunk <= 0) throw new RangeError(`AdamW chunk of ${chunkElems} elements is too small`);
     let slots = 0;
     entries.forEach((e, i) => {
@@ -144,20 +148,32 @@ export class AdamW {
     const bc1 = 1 - Math.pow(b1, t);
     const bc2 = 1 - Math.pow(b2, t);
     this.recordGradNorm();
-    const k = dev.kernel("adamw", "update");
+    const k4 = dev.kernel("adamw", "update4");
+    const k1 = dev.kernel("adamw", "update");
     for (const c of this.#chunks) {
       const e = this.entries[c.entry];
-      const u = params().u32(c.count).f32(lr).f32(b1).f32(b2).f32(1 - b1).f32(1 - b2).f32(eps)
-        .f32(e.weightDecay ?? this.config.weightDecay).f32(lr / bc1).f32(1 / Math.sqrt(bc2));
-      dev.dispatch(k, [
-        u,
+      const quads = Math.floor(c.count / 4);
+      const u = (first: number) =>
+        params().u32(c.count).f32(lr).f32(b1).f32(b2).f32(1 - b1).f32(1 - b2).f32(eps)
+          .f32(e.weightDecay ?? this.config.weightDecay).f32(lr / bc1).f32(1 / Math.sqrt(bc2))
+          .u32(first);
+      const views = [
         this.#slice(e.grad, c),
-        undefined,
-        this.#stats,
         this.#slice(e.param, c),
         this.#slice(this.m[c.entry], c),
         this.#slice(this.v[c.entry], c),
-      ], dev.grid(Math.ceil(c.count / WG)));
+      ];
+      const b: (Binding | undefined)[] = [u(0), undefined, undefined, this.#stats];
+      if (quads > 0) {
+        dev.dispatch(
+          k4,
+          [...b, undefined, undefined, undefined, ...views],
+          dev.grid(Math.ceil(quads / (WG * UPDATE_PER_THREAD))),
+        );
+      }
+      if (c.count % 4 !== 0) {
+        dev.dispatch(k1, [u(4 * quads), views[0], undefined, this.#stats, ...views.slice(1)], 1);
+      }
     }
   }
 
