@@ -20,6 +20,12 @@ export interface MatmulOptions {
   bias?: Tensor;
   /** Add into C instead of overwriting it. */
   accumulate?: boolean;
+  /**
+   * May take transient scratch the size of its operands (default true): the blocked form turns
+   * large "nn" / "tn" products into "nt" ones through transposed copies (see `relayout`). The
+   * fused LM head passes false to keep its memory to one chunk of logits.
+   */
+  scratch?: boolean;
 }
 
 type Operand = Tensor | TensorSlice;
@@ -107,7 +113,7 @@ export function matmul(
     dev.dispatch(kernel, bindings, [Math.ceil(n / bn), Math.ceil(m / bm)]);
     return;
   }
-  if (relayout(dev, m, n, k, ta, tb)) {
+  if (opts.scratch !== false && relayout(dev, m, n, k, ta, tb)) {
     // Large "nn" / "tn" products run faster as "nt" on llvmpipe once the operands are turned.
     const at = ta ? transposed(dev, a, k, m) : undefined;
     const bt = tb ? undefined : transposed(dev, b, k, n);

@@ -144,8 +144,14 @@ export function lmHeadBackward(dev: Device, a: HeadBackwardArgs): void {
       [p, sView, a.targets, undefined, undefined, a.lse, undefined, a.dlogp],
       dev.grid(Math.ceil((n * cc) / 64)),
     );
-    matmul(dev, sView, wc, dh, { accumulate: v0 > 0 || !!a.accumulateHidden });
-    matmul(dev, sView, a.hidden, dw.rows(v0, cc), { transA: true, accumulate: true });
+    // No transposed copies (scratch: false): the memory stays one chunk of logits. On llvmpipe
+    // they bought about 5% here ([512, 896, 151936]: 39.4 vs 41.3 s) for 86 vs 16 MiB.
+    matmul(dev, sView, wc, dh, { accumulate: v0 > 0 || !!a.accumulateHidden, scratch: false });
+    matmul(dev, sView, a.hidden, dw.rows(v0, cc), {
+      transA: true,
+      accumulate: true,
+      scratch: false,
+    });
   }
   scratch.dispose();
 }

@@ -256,15 +256,27 @@ Deno.test(
         const ta = dev.upload("a", a, transA ? [k, m] : [m, k]);
         const tb = dev.upload("b", b, transB ? [n, k] : [k, n]);
         const tbias = dev.upload("bias", bias, [n]);
-        const tc = dev.upload("c", c0, [m, n]);
-        matmul(dev, ta, tb, tc, { transA, transB, bias: tbias, accumulate: true });
         const want = matmulRef(a, b, m, k, n, { transA, transB, bias, c0 });
-        assertClose(await tc.read(), want, {
-          atol: 1e-5 * Math.sqrt(k) * 4,
-          rtol: 1e-5,
-          label: `transA=${transA} transB=${transB}`,
-        });
-        for (const t of [ta, tb, tbias, tc]) t.dispose();
+        // With scratch (the transposed copies) and without (the direct kernels, no memory).
+        for (const scratch of [true, false]) {
+          const tc = dev.upload("c", c0, [m, n]);
+          await dev.sync();
+          dev.trim();
+          const live = dev.memory.live;
+          dev.resetPeak();
+          matmul(dev, ta, tb, tc, { transA, transB, bias: tbias, accumulate: true, scratch });
+          await dev.sync();
+          const extra = dev.memory.peak - live;
+          const copies = 4 * k * ((transB ? 0 : n) + (transA ? m : 0));
+          assert.ok(scratch ? extra >= copies : extra === 0, `scratch=${scratch}: ${extra} bytes`);
+          assertClose(await tc.read(), want, {
+            atol: 1e-5 * Math.sqrt(k) * 4,
+            rtol: 1e-5,
+            label: `transA=${transA} transB=${transB} scratch=${scratch}`,
+          });
+          tc.dispose();
+        }
+        for (const t of [ta, tb, tbias]) t.dispose();
       }
     } finally {
       dev.gemm = before;
