@@ -157,22 +157,17 @@ export class AdamW {
         params().u32(c.count).f32(lr).f32(b1).f32(b2).f32(1 - b1).f32(1 - b2).f32(eps)
           .f32(e.weightDecay ?? this.config.weightDecay).f32(lr / bc1).f32(1 / Math.sqrt(bc2))
           .u32(first);
-      const views = [
-        this.#slice(e.grad, c),
-        this.#slice(e.param, c),
-        this.#slice(this.m[c.entry], c),
-        this.#slice(this.v[c.entry], c),
-      ];
-      const b: (Binding | undefined)[] = [u(0), undefined, undefined, this.#stats];
+      const g = this.#slice(e.grad, c), p = this.#slice(e.param, c);
+      const m = this.#slice(this.m[c.entry], c), v = this.#slice(this.v[c.entry], c);
       if (quads > 0) {
-        dev.dispatch(
-          k4,
-          [...b, undefined, undefined, undefined, ...views],
-          dev.grid(Math.ceil(quads / (WG * UPDATE_PER_THREAD))),
-        );
+        // bindings 0 U, 3 stats, 7..10 g, p, m, v as vec4s
+        const b: (Binding | undefined)[] = [];
+        [b[0], b[3], b[7], b[8], b[9], b[10]] = [u(0), this.#stats, g, p, m, v];
+        dev.dispatch(k4, b, dev.grid(Math.ceil(quads / (WG * UPDATE_PER_THREAD))));
       }
       if (c.count % 4 !== 0) {
-        dev.dispatch(k1, [u(4 * quads), views[0], undefined, this.#stats, ...views.slice(1)], 1);
+        // the last count % 4 one by one: bindings 0 U, 1 g, 3 stats, 4..6 p, m, v
+        dev.dispatch(k1, [u(4 * quads), g, undefined, this.#stats, p, m, v], 1);
       }
     }
   }

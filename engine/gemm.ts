@@ -86,6 +86,16 @@ export function matmul(
       return;
     }
   }
+  if (opts.scratch !== false && relayout(dev, m, n, k, ta, tb)) {
+    // Large "nn" / "tn" products run faster as "nt" on llvmpipe once the operands are turned.
+    const at = ta ? transposed(dev, a, k, m) : undefined;
+    const bt = tb ? undefined : transposed(dev, b, k, n);
+    matmul(dev, at ?? a, bt ?? b, c, { ...opts, transA: false, transB: true });
+    // Recorded work runs in order: the pooled buffers may be handed out again right away.
+    at?.dispose();
+    bt?.dispose();
+    return;
+  }
   // Strides of A(m, k) and B(k, n) for gemm_any and gemm_tiled.
   const [sam, sak] = ta ? [1, m] : [k, 1];
   const [sbk, sbn] = tb ? [1, k] : [n, 1];
@@ -111,16 +121,6 @@ export function matmul(
     const kernel = dev.kernel("gemm_tiled", `gemm_${g.form}`, constants);
     const [bm, bn] = [4 * rb * g.wy, 4 * rb * g.wx];
     dev.dispatch(kernel, bindings, [Math.ceil(n / bn), Math.ceil(m / bm)]);
-    return;
-  }
-  if (opts.scratch !== false && relayout(dev, m, n, k, ta, tb)) {
-    // Large "nn" / "tn" products run faster as "nt" on llvmpipe once the operands are turned.
-    const at = ta ? transposed(dev, a, k, m) : undefined;
-    const bt = tb ? undefined : transposed(dev, b, k, n);
-    matmul(dev, at ?? a, bt ?? b, c, { ...opts, transA: false, transB: true });
-    // Recorded work runs in order: the pooled buffers may be handed out again right away.
-    at?.dispose();
-    bt?.dispose();
     return;
   }
   let entry: string;

@@ -33,3 +33,10 @@ export function sumRowsRef(x: ArrayLike<number>, m: number, n: number): Float64A
   for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[j] += x[i * n + j];
   return out;
 }
+
+/** out [N, M] = x [M, N]^T (an exact copy). */
+export function transposeRef(x: ArrayLike<number>, m: number, n: number): Float32Array {
+  const out = new Float32Array(m * n);
+  for (let r = 0; r < m; r++) for (let c = 0; c < n; c++) out[c * m + r] = x[r * n + c];
+  return out;
+}

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Device, GemmForm } from "../engine/device.ts";
 import { LimitError } from "../engine/errors.ts";
 import { matmul, relayout, skinny, SKINNY_MAX_ROWS, sumRows, transpose } from "../engine/gemm.ts";
-import { matmulRef, sumRowsRef } from "../engine/gemm_ref.ts";
+import { matmulRef, sumRowsRef, transposeRef } from "../engine/gemm_ref.ts";
 import { Rng } from "../engine/rng.ts";
 import { assertClose, finiteDiff, gpuTest, testDevice } from "./util.ts";
 
@@ -206,22 +206,14 @@ Deno.test(
       const x = rng.normals(m * n);
       const tx = dev.upload("x", x, [m, n]), out = dev.empty("out", [n, m]);
       transpose(dev, tx, out);
-      const want = new Float32Array(m * n);
-      for (let r = 0; r < m; r++) for (let c = 0; c < n; c++) want[c * m + r] = x[r * n + c];
-      assert.deepEqual(await out.read(), want);
+      assert.deepEqual(await out.read(), transposeRef(x, m, n));
       for (const t of [tx, out]) t.dispose();
     }
     // Rows 64..95 of a [100, 8] tensor (the slice starts at an aligned offset).
     const big = rng.normals(100 * 8), tb = dev.upload("big", big, [100, 8]);
     const out = dev.empty("out", [8, 32]);
     transpose(dev, tb.rows(64, 32), out);
-    const want = new Float32Array(8 * 32);
-    for (let r = 0; r < 32; r++) {
-      for (let c = 0; c < 8; c++) {
-        want[c * 32 + r] = big[(64 + r) * 8 + c];
-      }
-    }
-    assert.deepEqual(await out.read(), want);
+    assert.deepEqual(await out.read(), transposeRef(big.subarray(64 * 8, 96 * 8), 32, 8));
     assert.throws(
       () => transpose(dev, tb, dev.empty("bad", [100, 8])),
       /bad \[100, 8\] must be \[8, 100\]/,
