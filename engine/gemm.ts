@@ -123,15 +123,38 @@ export function matmul(
     dev.dispatch(kernel, bindings, [Math.ceil(n / bn), Math.ceil(m / bm)]);
     return;
   }
-  let entry: string;
-  if (!ta && tb && k % 4 === 0) entry = n >= 64 ? "gemm_nt8" : "gemm_nt4";
-  else if (!ta && !tb && k % 4 === 0 && n % 4 === 0) {
-    entry = n >= 64 && n % 8 === 0 ? "gemm_nn8" : "gemm_nn4";
-  } else if (ta && !tb && m % 4 === 0 && n % 4 === 0) {
-    entry = n >= 64 && n % 8 === 0 ? "gemm_tn8" : "gemm_tn4";
-  } else entry = "gemm_any";
-  const gx = Math.ceil(n / (entry.endsWith("8") ? 64 : 32)), gy = Math.ceil(m / 32);
-  dev.dispatch(dev.kernel("gemm", entry), bindings, [gx, gy]);
+  const [entry, bm, bn] = blockedEntry(m, n, k, ta, tb);
+  dev.dispatch(dev.kernel("gemm", entry), bindings, [Math.ceil(n / bn), Math.ceil(m / bm)]);
+}
+
+/**
+ * The gemm.wgsl entry for an [M, K] x [K, N] product in the blocked form, with the rows and
+ * columns of C one workgroup covers. "nt" products take 16 x 16 blocks per invocation
+ * (gemm_nt16) when C has rows and columns enough to keep 32 of them busy: on llvmpipe that ran
+ * 1.3-1.8x faster than 4 x 8 blocks at the model's shapes ([512, 896, 4864] 272 vs 165 ms;
+ * [512, 896, 896] 57 vs 39; [128, 896, 896] 23 vs 7; [512, 896, 18992] 957 vs 582), and slower
+ * with few rows ([8, 896, 896] 0.84 vs 1.14 ms) or few blocks ([64, 896, 64] 0.66 vs 0.84).
+ */
+export function blockedEntry(
+  m: number,
+  n: number,
+  k: number,
+  ta: boolean,
+  tb: boolean,
+): [entry: string, rows: number, cols: number] {
+  if (!ta && tb && k % 4 === 0) {
+    if (m >= 16 && n >= 32 && Math.ceil(m / 16) * Math.ceil(n / 16) >= 32) {
+      return ["gemm_nt16", 64, 128];
+    }
+    return n >= 64 ? ["gemm_nt8", 32, 64] : ["gemm_nt4", 32, 32];
+  }
+  if (!ta && !tb && k % 4 === 0 && n % 4 === 0) {
+    return n >= 64 && n % 8 === 0 ? ["gemm_nn8", 32, 64] : ["gemm_nn4", 32, 32];
+  }
+  if (ta && !tb && m % 4 === 0 && n % 4 === 0) {
+    return n >= 64 && n % 8 === 0 ? ["gemm_tn8", 32, 64] : ["gemm_tn4", 32, 32];
+  }
+  return ["gemm_any", 32, 32];
 }
 
 /** gemm_skinny takes products of at most this many rows (decoding) in the tiled forms. */
@@ -151,14 +174,16 @@ export function skinny(dev: Device, m: number, n: number, sak: number, sbk: numb
 /**
  * Whether the blocked form turns an "nn" or "tn" product into an "nt" one (transposing B, and A
  * when it is stored [K, M], into pooled scratch of their size). On llvmpipe the blocked "nn" and
- * "tn" kernels stream rows of B (and A) that lie far apart, which with wide outputs costs more
- * than the copies (a transpose runs at about 5 ns an element). Measured there, nn / tn alone
- * against transposes plus nt: [512, 4864, 896] nn 469 vs 293 ms; [512, 896, 4864] nn 346 vs 272;
- * [512, 896, 896] nn 69 vs 59; [32, 4864, 896] nn 52 vs 38; [4864, 512, 896] tn 400 vs 278;
- * [896, 512, 896] tn 77 vs 60. Not turned, where it did not pay: outputs narrower than 256 (N =
- * 64, the tiny model's LM head, gained nothing), products under 2^27 multiply-adds ([512, 256,
- * 768] nn 24.0 vs 25.1), and B's transpose for few rows unless K is long ([32, 896, 4864] nn
- * 33.5 vs 39.8). The choice depends on the shape only, so the bits are the same each run.
+ * "tn" kernels stream rows of B (and A) that lie far apart and have no 16 x 16 form, so they run
+ * 1.5-3x slower than gemm_nt16, while a transpose costs about 5 ns an element. Measured there,
+ * nn / tn alone against transposes plus nt (the same process, alternating): nn [512, 4864, 896]
+ * 760 vs 231 ms; nn [512, 896, 896] 66 vs 42; nn [512, 256, 768] 24.4 vs 20.1; nn [48, 896, 896]
+ * 7.0 vs 4.8; nn [32, 4864, 896] 43 vs 32; tn [4864, 512, 896] 368 vs 170; tn [896, 512, 128]
+ * 8.3 vs 5.3; nn [256, 256, 256] 3.6 vs 2.3. Not turned, where it did not pay: outputs narrower
+ * than 128 (N = 64: 3.7 vs 3.4 ms at [512, 896, 64], 42.4 vs 40.9 at [480, 8192, 64]), products
+ * under 2^24 multiply-adds (the transposes' own dispatches), and B's transpose for fewer than 48
+ * rows unless K is long ([32, 896, 4864] nn 33.3 vs 34.2). The choice depends on the shape only,
+ * so the bits are the same each run.
  */
 export function relayout(
   dev: Device,
@@ -169,8 +194,8 @@ export function relayout(
   transB: boolean,
 ): boolean {
   if (dev.gemm.form !== "blocked" || (transB && !transA) || k % 4 !== 0) return false;
-  if (n < 256 || m * n * k < 2 ** 27) return false;
-  if (!transB && m < 128 && k < 2048) return false;
+  if (n < 128 || m * n * k < 2 ** 24) return false;
+  if (!transB && m < 48 && k < 2048) return false;
   // The transposes run one row of their input (B [K, N], A [K, M]) per workgroup row.
   return k <= dev.limits.maxComputeWorkgroupsPerDimension;
 }

@@ -13,6 +13,10 @@
 //              tn8 need N % 8 == 0), chosen when N >= 64. On llvmpipe they are about 25%
 //              faster than the 4 x 4 forms at the LM-head shapes (measured with /tmp scripts
 //              while another job shared the cores; see the bench for figures).
+//   gemm_nt16  16 x 16 blocks, workgroup 8 x 4 (= 64 x 128 of C): 32 vec4 loads per 1024 FMAs,
+//              for "nt" products with rows and columns enough (engine/gemm.ts blockedEntry);
+//              1.3-1.8x gemm_nt8 on llvmpipe at the model's shapes. Large "nn" / "tn" products
+//              are turned into "nt" ones by transposing (gemm.ts relayout) to reach it.
 //   gemm_any   scalar loads through strides, any layout and size (the fallback)
 //   sum_rows   out[n] (+)= sum_m x[m, n], one invocation per column, rows in order
 //   transpose  out [N, M] = x [M, N]^T (at the end of the file)
@@ -115,6 +119,101 @@ fn gemm_nt8(@builtin(global_invocation_id) gid: vec3u) {
   }
   store(row0, col0, lo);
   store(row0, col0 + 4u, hi);
+}
+
+// One row of a 16 x 16 block: acc[j] += (dot(av, bv[4j]), ..., dot(av, bv[4j + 3])).
+fn dots16(acc: array<vec4f, 4>, av: vec4f, bv: ptr<function, array<vec4f, 16>>) -> array<vec4f, 4> {
+  var r = acc;
+  for (var j = 0u; j < 4u; j++) {
+    let b = 4u * j;
+    r[j] += vec4f(dot(av, (*bv)[b]), dot(av, (*bv)[b + 1u]), dot(av, (*bv)[b + 2u]), dot(av, (*bv)[b + 3u]));
+  }
+  return r;
+}
+
+// Stores 16 columns of row `row` from col0 (acc[j] holds columns col0 + 4j .. col0 + 4j + 3).
+fn store_row(row: u32, col0: u32, acc: array<vec4f, 4>) {
+  if (row >= p.m) { return; }
+  for (var q = 0u; q < 16u; q++) {
+    let col = col0 + q;
+    if (col >= p.n) { break; }
+    var v = acc[q / 4u][q % 4u];
+    if ((p.flags & 2u) != 0u) { v += bias[col]; }
+    let idx = row * p.n + col;
+    if ((p.flags & 1u) != 0u) { v += c[idx]; }
+    c[idx] = v;
+  }
+}
+
+// 16 x 16 blocks: 32 vec4 loads per 1024 FMAs. The 64 vec4 accumulators do not fit the CPU's
+// registers and llvmpipe keeps some on the stack, which is still far cheaper than its storage
+// loads (each a loop over the SIMD lanes). The rows are written out one by one (acc0..acc15)
+// rather than as a loop because a loop of this size is not unrolled, and an array indexed by a
+// loop counter would live in memory.
+@compute @workgroup_size(8, 4)
+fn gemm_nt16(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 16u;
+  let col0 = gid.x * 16u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  let k4 = p.k / 4u;
+  var ra: array<u32, 16>;
+  var rb: array<u32, 16>;
+  for (var i = 0u; i < 16u; i++) {
+    ra[i] = min(row0 + i, p.m - 1u) * k4;
+    rb[i] = min(col0 + i, p.n - 1u) * k4;
+  }
+  var acc0: array<vec4f, 4>;
+  var acc1: array<vec4f, 4>;
+  var acc2: array<vec4f, 4>;
+  var acc3: array<vec4f, 4>;
+  var acc4: array<vec4f, 4>;
+  var acc5: array<vec4f, 4>;
+  var acc6: array<vec4f, 4>;
+  var acc7: array<vec4f, 4>;
+  var acc8: array<vec4f, 4>;
+  var acc9: array<vec4f, 4>;
+  var acc10: array<vec4f, 4>;
+  var acc11: array<vec4f, 4>;
+  var acc12: array<vec4f, 4>;
+  var acc13: array<vec4f, 4>;
+  var acc14: array<vec4f, 4>;
+  var acc15: array<vec4f, 4>;
+  var bv: array<vec4f, 16>;
+  for (var kk = 0u; kk < k4; kk++) {
+    for (var j = 0u; j < 16u; j++) { bv[j] = b4[rb[j] + kk]; }
+    acc0 = dots16(acc0, a4[ra[0] + kk], &bv);
+    acc1 = dots16(acc1, a4[ra[1] + kk], &bv);
+    acc2 = dots16(acc2, a4[ra[2] + kk], &bv);
+    acc3 = dots16(acc3, a4[ra[3] + kk], &bv);
+    acc4 = dots16(acc4, a4[ra[4] + kk], &bv);
+    acc5 = dots16(acc5, a4[ra[5] + kk], &bv);
+    acc6 = dots16(acc6, a4[ra[6] + kk], &bv);
+    acc7 = dots16(acc7, a4[ra[7] + kk], &bv);
+    acc8 = dots16(acc8, a4[ra[8] + kk], &bv);
+    acc9 = dots16(acc9, a4[ra[9] + kk], &bv);
+    acc10 = dots16(acc10, a4[ra[10] + kk], &bv);
+    acc11 = dots16(acc11, a4[ra[11] + kk], &bv);
+    acc12 = dots16(acc12, a4[ra[12] + kk], &bv);
+    acc13 = dots16(acc13, a4[ra[13] + kk], &bv);
+    acc14 = dots16(acc14, a4[ra[14] + kk], &bv);
+    acc15 = dots16(acc15, a4[ra[15] + kk], &bv);
+  }
+  store_row(row0 + 0u, col0, acc0);
+  store_row(row0 + 1u, col0, acc1);
+  store_row(row0 + 2u, col0, acc2);
+  store_row(row0 + 3u, col0, acc3);
+  store_row(row0 + 4u, col0, acc4);
+  store_row(row0 + 5u, col0, acc5);
+  store_row(row0 + 6u, col0, acc6);
+  store_row(row0 + 7u, col0, acc7);
+  store_row(row0 + 8u, col0, acc8);
+  store_row(row0 + 9u, col0, acc9);
+  store_row(row0 + 10u, col0, acc10);
+  store_row(row0 + 11u, col0, acc11);
+  store_row(row0 + 12u, col0, acc12);
+  store_row(row0 + 13u, col0, acc13);
+  store_row(row0 + 14u, col0, acc14);
+  store_row(row0 + 15u, col0, acc15);
 }
 
 @compute @workgroup_size(8, 8)

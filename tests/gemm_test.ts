@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import type { Device, GemmForm } from "../engine/device.ts";
 import { LimitError } from "../engine/errors.ts";
-import { matmul, relayout, skinny, SKINNY_MAX_ROWS, sumRows, transpose } from "../engine/gemm.ts";
+import {
+  blockedEntry,
+  matmul,
+  relayout,
+  skinny,
+  SKINNY_MAX_ROWS,
+  sumRows,
+  transpose,
+} from "../engine/gemm.ts";
 import { matmulRef, sumRowsRef, transposeRef } from "../engine/gemm_ref.ts";
 import { Rng } from "../engine/rng.ts";
 import { assertClose, finiteDiff, gpuTest, testDevice } from "./util.ts";
@@ -45,6 +53,8 @@ const SHAPES: [number, number, number][] = [
   [20, 8, 68],
   [6, 150, 10], // few rows, K past the skinny kernel's 64-way split
   [16, 70, 5],
+  [100, 24, 90], // the blocked form's 16 x 16 blocks ("nt", K % 4 == 0), ragged in M and N
+  [48, 12, 200],
 ];
 
 for (const transA of [false, true]) {
@@ -99,6 +109,14 @@ test("matmul() reads row slices of a larger matrix (vocabulary chunks)", async (
   matmul(dev, tx, tw.rows(8, 12), tc, { transB: true });
   const want = matmulRef(x, w.subarray(8 * k, 20 * k), m, k, 12, { transB: true });
   assertClose(await tc.read(), want, { atol: 1e-4, rtol: 1e-5 });
+  // A chunk wide enough for the blocked form's 16 x 16 blocks, starting at an odd row.
+  const m2 = 40, n2 = 130;
+  const x2 = rng.normals(m2 * k), w2 = rng.normals((n2 + 9) * k);
+  const tx2 = dev.upload("x2", x2, [m2, k]), tw2 = dev.upload("w2", w2, [n2 + 9, k]);
+  const tc2 = dev.empty("c2", [m2, n2]);
+  matmul(dev, tx2, tw2.rows(9, n2), tc2, { transB: true });
+  const want2 = matmulRef(x2, w2.subarray(9 * k), m2, k, n2, { transB: true });
+  assertClose(await tc2.read(), want2, { atol: 1e-4, rtol: 1e-5, label: "[40, 64, 130]" });
 });
 
 test("matmul gradients dA = dC B^T and dB = A^T dC match finite differences", async (dev) => {
@@ -143,6 +161,14 @@ test("matmul() run twice gives identical bits", async (dev) => {
   matmul(dev, a, b, c2, { transB: true });
   const [x, y] = [await c1.read(), await c2.read()];
   assert.deepEqual(new Uint32Array(x.buffer), new Uint32Array(y.buffer));
+  // Wide enough for the blocked form's 16 x 16 blocks.
+  const a3 = dev.upload("a3", rng.normals(70 * 36), [70, 36]);
+  const b3 = dev.upload("b3", rng.normals(36 * 100), [100, 36]);
+  const d1 = dev.empty("d1", [70, 100]), d2 = dev.empty("d2", [70, 100]);
+  matmul(dev, a3, b3, d1, { transB: true });
+  matmul(dev, a3, b3, d2, { transB: true });
+  const [x3, y3] = [await d1.read(), await d2.read()];
+  assert.deepEqual(new Uint32Array(x3.buffer), new Uint32Array(y3.buffer));
   // A few rows (the tiled forms' gemm_skinny).
   const s = dev.upload("s", rng.normals(7 * 150), [7, 150]);
   const w = dev.upload("w", rng.normals(30 * 150), [30, 150]);
@@ -151,6 +177,18 @@ test("matmul() run twice gives identical bits", async (dev) => {
   matmul(dev, s, w, s2, { transB: true });
   const [u, v] = [await s1.read(), await s2.read()];
   assert.deepEqual(new Uint32Array(u.buffer), new Uint32Array(v.buffer));
+});
+
+Deno.test("the blocked form's entry follows the layout and the size of C", () => {
+  assert.deepEqual(blockedEntry(512, 4864, 896, false, true), ["gemm_nt16", 64, 128]);
+  assert.deepEqual(blockedEntry(100, 90, 24, false, true), ["gemm_nt16", 64, 128]);
+  assert.equal(blockedEntry(8, 896, 896, false, true)[0], "gemm_nt8", "few rows");
+  assert.equal(blockedEntry(64, 64, 896, false, true)[0], "gemm_nt8", "16 blocks only");
+  assert.equal(blockedEntry(512, 16, 896, false, true)[0], "gemm_nt4", "narrow");
+  assert.equal(blockedEntry(512, 4864, 898, false, true)[0], "gemm_any", "K % 4 != 0");
+  assert.equal(blockedEntry(512, 4864, 896, false, false)[0], "gemm_nn8");
+  assert.equal(blockedEntry(512, 4864, 896, true, false)[0], "gemm_tn8");
+  assert.equal(blockedEntry(512, 4864, 896, true, true)[0], "gemm_any");
 });
 
 Deno.test(
@@ -235,12 +273,14 @@ Deno.test(
       assert.ok(relayout(dev, 512, 896, 4864, true, true), "tt");
       assert.ok(!relayout(dev, 512, 896, 4864, false, true), "nt stays");
       assert.ok(!relayout(dev, 480, 64, 8192, false, false), "narrow output stays");
-      assert.ok(!relayout(dev, 512, 768, 256, false, false), "small product stays");
+      assert.ok(relayout(dev, 512, 768, 256, false, false), "100M multiply-adds: turned");
+      assert.ok(!relayout(dev, 64, 128, 512, false, false), "small product stays");
+      assert.ok(!relayout(dev, 480, 127, 8192, true, false), "narrow tn stays");
       assert.ok(!relayout(dev, 32, 4864, 896, false, false), "few rows, short K: stays");
       assert.ok(relayout(dev, 32, 896, 4864, false, false), "few rows, long K: turned");
       assert.ok(!relayout(dev, 512, 896, 4866, false, false), "K % 4 != 0 stays");
       const rng = new Rng(15);
-      const [m, k, n] = [130, 1024, 1032]; // 138M multiply-adds, N >= 256, M >= 128: turned
+      const [m, k, n] = [70, 1032, 236]; // 17M multiply-adds, N >= 128, M >= 48: turned
       const a = rng.normals(m * k), b = rng.normals(k * n), bias = rng.normals(n);
       const c0 = rng.normals(m * n);
       for (const [transA, transB] of [[false, false], [true, false], [true, true]]) {
