@@ -5,7 +5,10 @@
  * Peer, same run: the naive path, which materialises the full logits [512, 151936] (311 MB, as
  * several tensors since one binding holds at most 128 MiB) and then log-softmaxes each row.
  * peak_bytes is the extra GPU memory each path allocates beyond its inputs and outputs (from
- * the device's live-bytes counter, with the buffer pool emptied first).
+ * the device's live-bytes counter, with the buffer pool emptied first). The two forwards are
+ * timed in turn, three calls each after a warm-up, and the medians compared: both spend nearly
+ * all their time in the same matmul kernel, so drift between two separate runs would decide the
+ * ratio otherwise.
  */
 import type { Device } from "../engine/device.ts";
 import { params } from "../engine/device.ts";
@@ -52,22 +55,36 @@ function naive(
   state.dispose();
 }
 
+/** Median ms and peak extra bytes of `f`, each iteration with the pool emptied first. */
 async function measure(dev: Device, f: () => void, iters: number) {
-  f();
-  await dev.sync();
-  dev.trim();
-  const base = dev.memory.live;
-  dev.resetPeak();
-  const ts: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const t0 = performance.now();
-    f();
-    await dev.sync();
-    ts.push(performance.now() - t0);
-    dev.trim();
+  return (await interleaved(dev, [f], iters))[0];
+}
+
+/**
+ * Times the paths in turn (a, b, a, b, ...) so that the machine's drift, which on a shared
+ * CPU is as large as the differences measured here, falls on all of them alike. Each gets one
+ * untimed warm-up call, then `iters` timed ones; the median and the largest peak are returned.
+ */
+async function interleaved(dev: Device, fs: (() => void)[], iters: number) {
+  const ts = fs.map(() => [] as number[]);
+  const peaks = fs.map(() => 0);
+  for (let i = -1; i < iters; i++) {
+    for (const [j, f] of fs.entries()) {
+      await dev.sync();
+      dev.trim();
+      const base = dev.memory.live;
+      dev.resetPeak();
+      const t0 = performance.now();
+      f();
+      await dev.sync();
+      if (i >= 0) ts[j].push(performance.now() - t0);
+      peaks[j] = Math.max(peaks[j], dev.memory.peak - base);
+    }
   }
-  ts.sort((a, b) => a - b);
-  return { ms: ts[Math.floor(ts.length / 2)], peak: dev.memory.peak - base };
+  return ts.map((t, j) => {
+    t.sort((a, b) => a - b);
+    return { ms: t[Math.floor(t.length / 2)], peak: peaks[j] };
+  });
 }
 
 export const benches: Bench[] = [{
@@ -84,20 +101,14 @@ export const benches: Bench[] = [{
       "u32",
     );
     const logp = dev.empty("logp", [n]), lse = dev.empty("lse", [n]), ent = dev.empty("ent", [n]);
-    const iters = quick ? 1 : 2;
-    const fused = await measure(
-      dev,
-      () => lmHeadForward(dev, { hidden, weight, targets, logp, lse, entropy: ent }),
-      iters,
-    );
+    const iters = quick ? 1 : 3;
     // The largest block whose logits [n, block] and weight rows [block, d] each fit one binding.
     const limit = dev.limits.maxStorageBufferBindingSize;
     const block = Math.floor(limit / (4 * Math.max(n, d)) / 64) * 64;
-    const peer = await measure(
-      dev,
+    const [fused, peer] = await interleaved(dev, [
+      () => lmHeadForward(dev, { hidden, weight, targets, logp, lse, entropy: ent }),
       () => naive(dev, hidden, weight, targets, logp, lse, ent, Math.min(block, v)),
-      iters,
-    );
+    ], iters);
     const dl = dev.upload("dlogp", rng.normals(n), [n]);
     const dh = dev.empty("dhidden", [n, d]);
     const dw = dev.zeros("dweight", [v, d]);

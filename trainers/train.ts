@@ -366,7 +366,10 @@ async function singleRun(ctx: Ctx, resume: string | null): Promise<void> {
   }
 }
 
-/** The memory plan of a full fine-tune (fp32 weights, gradients, two moments, activations). */
+/**
+ * The memory plan of a full fine-tune (fp32 weights, gradients, two moments, activations, the
+ * largest set of transient work buffers).
+ */
 export function memoryPlan(
   model: PresetName | Qwen2Config,
   tokens: number,
@@ -378,12 +381,24 @@ export function memoryPlan(
   const d = cfg.hiddenSize, f = cfg.intermediateSize;
   const q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim;
   const perLayer = tokens * (5 * d + 2 * q + 2 * kv + 3 * f + cfg.numHeads + 2) * 4;
-  const head = tokens * Math.min(8192, cfg.vocabSize) * 4;
+  // Transient work buffers, one set alive at a time: the LM head's forward chunk of logits
+  // [tokens, 8192]; its backward chunk [tokens, 4096] with, on llvmpipe, the transposed copies
+  // its products run through (the chunk of W, the chunk of dlogits, the hidden states); and a
+  // layer's backward products turned the same way (at most a weight matrix, or the two operands
+  // of a weight gradient).
+  const v = cfg.vocabSize, c = Math.min(4096, v);
+  const transient = 4 * Math.max(
+    tokens * Math.min(8192, v),
+    2 * tokens * c + c * d + tokens * d,
+    f * d,
+    tokens * (f + d),
+  );
   const plan = {
     weights: p * 4,
     gradients: p * 4,
     adam_moments: 2 * p * 4,
-    activations: perLayer * cfg.numLayers + tokens * d * 4 * 3 + head,
+    activations: perLayer * cfg.numLayers + tokens * d * 4 * 3,
+    transient,
     kv_cache: 2 * cfg.numLayers * kvRows * kvLen * kv * 4,
     reference_model: p * 4,
   };
