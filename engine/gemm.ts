@@ -129,9 +129,9 @@ export function matmul(
 
 /**
  * The gemm.wgsl entry for an [M, K] x [K, N] product in the blocked form, with the rows and
- * columns of C one workgroup covers. "nt" products take 16 x 16 blocks per invocation
- * (gemm_nt16) when C has rows and columns enough to keep 32 of them busy: on llvmpipe that ran
- * 1.3-1.8x faster than 4 x 8 blocks at the model's shapes ([512, 896, 4864] 272 vs 165 ms;
+ * columns of C one workgroup covers. Products with rows and columns enough to keep 32 blocks of
+ * 16 x 16 busy take the 16 x 16 entries (gemm_nt16, gemm_nn16, gemm_tn16): on llvmpipe "nt" ran
+ * 1.3-1.8x faster than with 4 x 8 blocks at the model's shapes ([512, 896, 4864] 272 vs 165 ms;
  * [512, 896, 896] 57 vs 39; [128, 896, 896] 23 vs 7; [512, 896, 18992] 957 vs 582), and slower
  * with few rows ([8, 896, 896] 0.84 vs 1.14 ms) or few blocks ([64, 896, 64] 0.66 vs 0.84).
  */
@@ -142,16 +142,17 @@ export function blockedEntry(
   ta: boolean,
   tb: boolean,
 ): [entry: string, rows: number, cols: number] {
+  const wide = m >= 16 && n >= 32 && Math.ceil(m / 16) * Math.ceil(n / 16) >= 32;
   if (!ta && tb && k % 4 === 0) {
-    if (m >= 16 && n >= 32 && Math.ceil(m / 16) * Math.ceil(n / 16) >= 32) {
-      return ["gemm_nt16", 64, 128];
-    }
+    if (wide) return ["gemm_nt16", 64, 128];
     return n >= 64 ? ["gemm_nt8", 32, 64] : ["gemm_nt4", 32, 32];
   }
   if (!ta && !tb && k % 4 === 0 && n % 4 === 0) {
+    if (wide) return ["gemm_nn16", 64, 128];
     return n >= 64 && n % 8 === 0 ? ["gemm_nn8", 32, 64] : ["gemm_nn4", 32, 32];
   }
   if (ta && !tb && m % 4 === 0 && n % 4 === 0) {
+    if (wide) return ["gemm_tn16", 64, 128];
     return n >= 64 && n % 8 === 0 ? ["gemm_tn8", 32, 64] : ["gemm_tn4", 32, 32];
   }
   return ["gemm_any", 32, 32];
@@ -172,18 +173,21 @@ export function skinny(dev: Device, m: number, n: number, sak: number, sbk: numb
 }
 
 /**
- * Whether the blocked form turns an "nn" or "tn" product into an "nt" one (transposing B, and A
- * when it is stored [K, M], into pooled scratch of their size). On llvmpipe the blocked "nn" and
- * "tn" kernels stream rows of B (and A) that lie far apart and have no 16 x 16 form, so they run
- * 1.5-3x slower than gemm_nt16, while a transpose costs about 5 ns an element. Measured there,
- * nn / tn alone against transposes plus nt (the same process, alternating): nn [512, 4864, 896]
- * 760 vs 231 ms; nn [512, 896, 896] 66 vs 42; nn [512, 256, 768] 24.4 vs 20.1; nn [48, 896, 896]
- * 7.0 vs 4.8; nn [32, 4864, 896] 43 vs 32; tn [4864, 512, 896] 368 vs 170; tn [896, 512, 128]
- * 8.3 vs 5.3; nn [256, 256, 256] 3.6 vs 2.3. Not turned, where it did not pay: outputs narrower
- * than 128 (N = 64: 3.7 vs 3.4 ms at [512, 896, 64], 42.4 vs 40.9 at [480, 8192, 64]), products
- * under 2^24 multiply-adds (the transposes' own dispatches), and B's transpose for fewer than 48
- * rows unless K is long ([32, 896, 4864] nn 33.3 vs 34.2). The choice depends on the shape only,
- * so the bits are the same each run.
+ * Whether the blocked form turns an "nn", "tn" or "tt" product into an "nt" one (transposing B,
+ * and A when it is stored [K, M], into pooled scratch of their size; a transpose costs about 5
+ * ns an element on llvmpipe). Measured there, the direct 16 x 16 kernels against transposes plus
+ * gemm_nt16, the same process alternating:
+ * - "nn" walks down B's rows, a page apart at the model's widths, and falls behind once K is
+ *   long: [512, 4864, 896] 272 vs 170 ms, [512, 2048, 896] 110 vs 83, [128, 4864, 896] 87 vs
+ *   67; at K <= 1024 it is as fast or faster and needs no copies: [512, 1024, 896] 52 vs 54,
+ *   [512, 896, 896] 43 vs 41, [512, 896, 4864] 187 vs 171, [48, 896, 896] 2.7 vs 6.0.
+ * - "tn" direct keeps up ([4864, 512, 896] 165 vs 169, [4096, 512, 896] 144 vs 147, [896, 512,
+ *   4864] 168 vs 173) except when A's rows lie 32 KB or more apart ([8192, 512, 896] 469 vs 347).
+ * - "tt" has no fast direct kernel.
+ * And for every layout only outputs at least 128 wide (N = 64: [512, 896, 64] nn 3.7 vs 3.4,
+ * [480, 8192, 64] 42.4 vs 40.9), products of at least 2^24 multiply-adds, and B's transpose
+ * only for 48 rows or more unless K is long ([32, 896, 4864] nn 33.3 vs 34.2). The choice
+ * depends on the shape only, so the bits are the same each run.
  */
 export function relayout(
   dev: Device,
@@ -194,6 +198,8 @@ export function relayout(
   transB: boolean,
 ): boolean {
   if (dev.gemm.form !== "blocked" || (transB && !transA) || k % 4 !== 0) return false;
+  if (!transA && !transB && k <= 1024) return false;
+  if (transA && !transB && m < 8192) return false;
   if (n < 128 || m * n * k < 2 ** 24) return false;
   if (!transB && m < 48 && k < 2048) return false;
   // The transposes run one row of their input (B [K, N], A [K, M]) per workgroup row.

@@ -74,9 +74,9 @@ function vec(op: string, t: Tensor, n: number, what: string): void {
 }
 
 /**
- * The backward's default chunk: half the forward's, because on llvmpipe its two products run
- * through transposed copies (gemm.ts relayout: the chunk of W for dhidden, the chunk of dlogits
- * and the hidden states for dW), which with 4096 rows hold about as much as one forward chunk.
+ * The backward's default chunk: half the forward's, because on llvmpipe dhidden's product (K =
+ * the chunk) runs through a transposed copy of the chunk of W (gemm.ts relayout), which with
+ * 4096 rows and the chunk of dlogits holds about 1.4 forward chunks.
  */
 const BACKWARD_CHUNK = 4096;
 

@@ -13,10 +13,11 @@
 //              tn8 need N % 8 == 0), chosen when N >= 64. On llvmpipe they are about 25%
 //              faster than the 4 x 4 forms at the LM-head shapes (measured with /tmp scripts
 //              while another job shared the cores; see the bench for figures).
-//   gemm_nt16  16 x 16 blocks, workgroup 8 x 4 (= 64 x 128 of C): 32 vec4 loads per 1024 FMAs,
-//              for "nt" products with rows and columns enough (engine/gemm.ts blockedEntry);
-//              1.3-1.8x gemm_nt8 on llvmpipe at the model's shapes. Large "nn" / "tn" products
-//              are turned into "nt" ones by transposing (gemm.ts relayout) to reach it.
+//   gemm_nt16, gemm_nn16, gemm_tn16: 16 x 16 blocks, workgroup 8 x 4 (= 64 x 128 of C), 32
+//              vec4 loads per 1024 FMAs, for products with rows and columns enough (engine/
+//              gemm.ts blockedEntry); nt16 is 1.3-1.8x gemm_nt8 on llvmpipe at the model's
+//              shapes. Long-K "nn" products run faster as "nt" after a transpose (gemm.ts
+//              relayout decides).
 //   gemm_any   scalar loads through strides, any layout and size (the fallback)
 //   sum_rows   out[n] (+)= sum_m x[m, n], one invocation per column, rows in order
 //   transpose  out [N, M] = x [M, N]^T (at the end of the file)
@@ -197,6 +198,166 @@ fn gemm_nt16(@builtin(global_invocation_id) gid: vec3u) {
     acc13 = dots16(acc13, a4[ra[13] + kk], &bv);
     acc14 = dots16(acc14, a4[ra[14] + kk], &bv);
     acc15 = dots16(acc15, a4[ra[15] + kk], &bv);
+  }
+  store_row(row0 + 0u, col0, acc0);
+  store_row(row0 + 1u, col0, acc1);
+  store_row(row0 + 2u, col0, acc2);
+  store_row(row0 + 3u, col0, acc3);
+  store_row(row0 + 4u, col0, acc4);
+  store_row(row0 + 5u, col0, acc5);
+  store_row(row0 + 6u, col0, acc6);
+  store_row(row0 + 7u, col0, acc7);
+  store_row(row0 + 8u, col0, acc8);
+  store_row(row0 + 9u, col0, acc9);
+  store_row(row0 + 10u, col0, acc10);
+  store_row(row0 + 11u, col0, acc11);
+  store_row(row0 + 12u, col0, acc12);
+  store_row(row0 + 13u, col0, acc13);
+  store_row(row0 + 14u, col0, acc14);
+  store_row(row0 + 15u, col0, acc15);
+}
+
+// One row of a 16 x 16 block from four k steps of "nn": bv holds rows k..k+3 of B's 16
+// columns (bv[4r + j] = B[k + r][col0 + 4j .. col0 + 4j + 3]) and av = A[row][k..k+3].
+fn axpy16(acc: array<vec4f, 4>, av: vec4f, bv: ptr<function, array<vec4f, 16>>) -> array<vec4f, 4> {
+  var r = acc;
+  for (var j = 0u; j < 4u; j++) {
+    r[j] += av.x * (*bv)[j] + av.y * (*bv)[4u + j] + av.z * (*bv)[8u + j] + av.w * (*bv)[12u + j];
+  }
+  return r;
+}
+
+// 16 x 16 blocks of "nn" (A [M, K], B [K, N]; needs K % 4 == 0 and N % 4 == 0), the same loads
+// per FMA as gemm_nt16. Columns past N are clamped to the last vec4 on load, masked on store.
+@compute @workgroup_size(8, 4)
+fn gemm_nn16(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 16u;
+  let col0 = gid.x * 16u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  let k4 = p.k / 4u;
+  let n4 = p.n / 4u;
+  var ra: array<u32, 16>;
+  for (var i = 0u; i < 16u; i++) { ra[i] = min(row0 + i, p.m - 1u) * k4; }
+  var cb: array<u32, 4>;
+  for (var j = 0u; j < 4u; j++) { cb[j] = min(col0 / 4u + j, n4 - 1u); }
+  var acc0: array<vec4f, 4>;
+  var acc1: array<vec4f, 4>;
+  var acc2: array<vec4f, 4>;
+  var acc3: array<vec4f, 4>;
+  var acc4: array<vec4f, 4>;
+  var acc5: array<vec4f, 4>;
+  var acc6: array<vec4f, 4>;
+  var acc7: array<vec4f, 4>;
+  var acc8: array<vec4f, 4>;
+  var acc9: array<vec4f, 4>;
+  var acc10: array<vec4f, 4>;
+  var acc11: array<vec4f, 4>;
+  var acc12: array<vec4f, 4>;
+  var acc13: array<vec4f, 4>;
+  var acc14: array<vec4f, 4>;
+  var acc15: array<vec4f, 4>;
+  var bv: array<vec4f, 16>;
+  for (var kk = 0u; kk < k4; kk++) {
+    for (var r = 0u; r < 4u; r++) {
+      let base = (4u * kk + r) * n4;
+      for (var j = 0u; j < 4u; j++) { bv[4u * r + j] = b4[base + cb[j]]; }
+    }
+    acc0 = axpy16(acc0, a4[ra[0] + kk], &bv);
+    acc1 = axpy16(acc1, a4[ra[1] + kk], &bv);
+    acc2 = axpy16(acc2, a4[ra[2] + kk], &bv);
+    acc3 = axpy16(acc3, a4[ra[3] + kk], &bv);
+    acc4 = axpy16(acc4, a4[ra[4] + kk], &bv);
+    acc5 = axpy16(acc5, a4[ra[5] + kk], &bv);
+    acc6 = axpy16(acc6, a4[ra[6] + kk], &bv);
+    acc7 = axpy16(acc7, a4[ra[7] + kk], &bv);
+    acc8 = axpy16(acc8, a4[ra[8] + kk], &bv);
+    acc9 = axpy16(acc9, a4[ra[9] + kk], &bv);
+    acc10 = axpy16(acc10, a4[ra[10] + kk], &bv);
+    acc11 = axpy16(acc11, a4[ra[11] + kk], &bv);
+    acc12 = axpy16(acc12, a4[ra[12] + kk], &bv);
+    acc13 = axpy16(acc13, a4[ra[13] + kk], &bv);
+    acc14 = axpy16(acc14, a4[ra[14] + kk], &bv);
+    acc15 = axpy16(acc15, a4[ra[15] + kk], &bv);
+  }
+  store_row(row0 + 0u, col0, acc0);
+  store_row(row0 + 1u, col0, acc1);
+  store_row(row0 + 2u, col0, acc2);
+  store_row(row0 + 3u, col0, acc3);
+  store_row(row0 + 4u, col0, acc4);
+  store_row(row0 + 5u, col0, acc5);
+  store_row(row0 + 6u, col0, acc6);
+  store_row(row0 + 7u, col0, acc7);
+  store_row(row0 + 8u, col0, acc8);
+  store_row(row0 + 9u, col0, acc9);
+  store_row(row0 + 10u, col0, acc10);
+  store_row(row0 + 11u, col0, acc11);
+  store_row(row0 + 12u, col0, acc12);
+  store_row(row0 + 13u, col0, acc13);
+  store_row(row0 + 14u, col0, acc14);
+  store_row(row0 + 15u, col0, acc15);
+}
+
+// acc[j] += a * bv[j]: one row of a 16 x 16 block from one k step of "tn".
+fn axpy4(acc: array<vec4f, 4>, a: f32, bv: ptr<function, array<vec4f, 4>>) -> array<vec4f, 4> {
+  var r = acc;
+  for (var j = 0u; j < 4u; j++) { r[j] += a * (*bv)[j]; }
+  return r;
+}
+
+// 16 x 16 blocks of "tn" (A stored [K, M], B [K, N]; needs M % 4 == 0 and N % 4 == 0): per k,
+// 4 vec4 of A's row k and 4 of B's row k give 256 FMAs.
+@compute @workgroup_size(8, 4)
+fn gemm_tn16(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 16u;
+  let col0 = gid.x * 16u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  let m4 = p.m / 4u;
+  let n4 = p.n / 4u;
+  var rb4: array<u32, 4>;
+  var cb: array<u32, 4>;
+  for (var j = 0u; j < 4u; j++) {
+    rb4[j] = min(row0 / 4u + j, m4 - 1u);
+    cb[j] = min(col0 / 4u + j, n4 - 1u);
+  }
+  var acc0: array<vec4f, 4>;
+  var acc1: array<vec4f, 4>;
+  var acc2: array<vec4f, 4>;
+  var acc3: array<vec4f, 4>;
+  var acc4: array<vec4f, 4>;
+  var acc5: array<vec4f, 4>;
+  var acc6: array<vec4f, 4>;
+  var acc7: array<vec4f, 4>;
+  var acc8: array<vec4f, 4>;
+  var acc9: array<vec4f, 4>;
+  var acc10: array<vec4f, 4>;
+  var acc11: array<vec4f, 4>;
+  var acc12: array<vec4f, 4>;
+  var acc13: array<vec4f, 4>;
+  var acc14: array<vec4f, 4>;
+  var acc15: array<vec4f, 4>;
+  var av: array<vec4f, 4>;
+  var bv: array<vec4f, 4>;
+  for (var k = 0u; k < p.k; k++) {
+    for (var j = 0u; j < 4u; j++) {
+      av[j] = a4[k * m4 + rb4[j]];
+      bv[j] = b4[k * n4 + cb[j]];
+    }
+    acc0 = axpy4(acc0, av[0].x, &bv);
+    acc1 = axpy4(acc1, av[0].y, &bv);
+    acc2 = axpy4(acc2, av[0].z, &bv);
+    acc3 = axpy4(acc3, av[0].w, &bv);
+    acc4 = axpy4(acc4, av[1].x, &bv);
+    acc5 = axpy4(acc5, av[1].y, &bv);
+    acc6 = axpy4(acc6, av[1].z, &bv);
+    acc7 = axpy4(acc7, av[1].w, &bv);
+    acc8 = axpy4(acc8, av[2].x, &bv);
+    acc9 = axpy4(acc9, av[2].y, &bv);
+    acc10 = axpy4(acc10, av[2].z, &bv);
+    acc11 = axpy4(acc11, av[2].w, &bv);
+    acc12 = axpy4(acc12, av[3].x, &bv);
+    acc13 = axpy4(acc13, av[3].y, &bv);
+    acc14 = axpy4(acc14, av[3].z, &bv);
+    acc15 = axpy4(acc15, av[3].w, &bv);
   }
   store_row(row0 + 0u, col0, acc0);
   store_row(row0 + 1u, col0, acc1);

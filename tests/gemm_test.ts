@@ -55,6 +55,7 @@ const SHAPES: [number, number, number][] = [
   [16, 70, 5],
   [100, 24, 90], // the blocked form's 16 x 16 blocks ("nt", K % 4 == 0), ragged in M and N
   [48, 12, 200],
+  [100, 24, 92], // ... and of nn16 / tn16 (N % 4 == 0), ragged in M
 ];
 
 for (const transA of [false, true]) {
@@ -186,8 +187,13 @@ Deno.test("the blocked form's entry follows the layout and the size of C", () =>
   assert.equal(blockedEntry(64, 64, 896, false, true)[0], "gemm_nt8", "16 blocks only");
   assert.equal(blockedEntry(512, 16, 896, false, true)[0], "gemm_nt4", "narrow");
   assert.equal(blockedEntry(512, 4864, 898, false, true)[0], "gemm_any", "K % 4 != 0");
-  assert.equal(blockedEntry(512, 4864, 896, false, false)[0], "gemm_nn8");
-  assert.equal(blockedEntry(512, 4864, 896, true, false)[0], "gemm_tn8");
+  assert.equal(blockedEntry(512, 4864, 896, false, false)[0], "gemm_nn16");
+  assert.equal(blockedEntry(512, 4864, 896, true, false)[0], "gemm_tn16");
+  assert.equal(blockedEntry(512, 4864, 898, false, false)[0], "gemm_any", "nn, K % 4 != 0");
+  assert.equal(blockedEntry(512, 4862, 896, false, false)[0], "gemm_any", "nn, N % 4 != 0");
+  assert.equal(blockedEntry(510, 4864, 896, true, false)[0], "gemm_any", "tn, M % 4 != 0");
+  assert.equal(blockedEntry(8, 4864, 896, false, false)[0], "gemm_nn8", "nn, few rows");
+  assert.equal(blockedEntry(8, 4864, 896, true, false)[0], "gemm_tn8", "tn, few rows");
   assert.equal(blockedEntry(512, 4864, 896, true, true)[0], "gemm_any");
 });
 
@@ -261,29 +267,30 @@ Deno.test(
 );
 
 Deno.test(
-  "the blocked form turns large nn and tn products into nt ones, with the same results",
+  "the blocked form turns long-K nn, tt and far-strided tn products into nt ones, with the same results",
   gpuTest,
   async () => {
     const dev = await testDevice();
     const before = dev.gemm;
     dev.gemm = { form: "blocked", wx: 16, wy: 16, bk: 16 };
     try {
-      assert.ok(relayout(dev, 512, 896, 4864, false, false), "nn, wide and large");
-      assert.ok(relayout(dev, 4864, 896, 512, true, false), "tn");
+      assert.ok(relayout(dev, 512, 2048, 4864, false, false), "nn, long K");
+      assert.ok(!relayout(dev, 512, 4864, 896, false, false), "nn, K <= 1024: nn16");
+      assert.ok(relayout(dev, 8192, 896, 512, true, false), "tn, A's rows 32 KB apart");
+      assert.ok(!relayout(dev, 4864, 896, 512, true, false), "tn: tn16");
       assert.ok(relayout(dev, 512, 896, 4864, true, true), "tt");
       assert.ok(!relayout(dev, 512, 896, 4864, false, true), "nt stays");
       assert.ok(!relayout(dev, 480, 64, 8192, false, false), "narrow output stays");
-      assert.ok(relayout(dev, 512, 768, 256, false, false), "100M multiply-adds: turned");
-      assert.ok(!relayout(dev, 64, 128, 512, false, false), "small product stays");
-      assert.ok(!relayout(dev, 480, 127, 8192, true, false), "narrow tn stays");
-      assert.ok(!relayout(dev, 32, 4864, 896, false, false), "few rows, short K: stays");
+      assert.ok(relayout(dev, 512, 768, 2048, false, false), "nn, 805M multiply-adds: turned");
+      assert.ok(!relayout(dev, 64, 128, 1028, true, true), "small product stays");
+      assert.ok(!relayout(dev, 32, 4864, 1100, false, false), "few rows, short K: stays");
       assert.ok(relayout(dev, 32, 896, 4864, false, false), "few rows, long K: turned");
       assert.ok(!relayout(dev, 512, 896, 4866, false, false), "K % 4 != 0 stays");
       const rng = new Rng(15);
       const [m, k, n] = [70, 1032, 236]; // 17M multiply-adds, N >= 128, M >= 48: turned
       const a = rng.normals(m * k), b = rng.normals(k * n), bias = rng.normals(n);
       const c0 = rng.normals(m * n);
-      for (const [transA, transB] of [[false, false], [true, false], [true, true]]) {
+      for (const [transA, transB] of [[false, false], [true, true]]) {
         assert.ok(relayout(dev, m, n, k, transA, transB));
         const ta = dev.upload("a", a, transA ? [k, m] : [m, k]);
         const tb = dev.upload("b", b, transB ? [n, k] : [k, n]);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Device } from "../engine/device.ts";
-import { relayout } from "../engine/gemm.ts";
+import { blockedEntry, relayout } from "../engine/gemm.ts";
 import { Rng } from "../engine/rng.ts";
 import { lmHeadBackward, lmHeadForward } from "../engine/vocab_head.ts";
 import { lmHeadBackwardRef, lmHeadForwardRef, NO_TARGET_REF } from "../engine/vocab_head_ref.ts";
@@ -27,7 +27,7 @@ for (
     [5, 12, 130, 64],
     [3, 8, 333, 128],
     [9, 32, 4096, 8192],
-    [64, 128, 4096, 2048], // the backward's products are turned into "nt" ones (see below)
+    [64, 128, 4096, 2048], // the backward's products in the 16 x 16 kernels (see below)
   ]
 ) {
   // At d=128 the logits (std 2.8 here) make the fp32 entropy lose ~4e-4 to cancellation (lse -
@@ -94,14 +94,16 @@ function backwardCase(n: number, d: number, v: number, chunk: number): void {
   });
 }
 
-test("at N=64 d=128 in chunks of 2048 the blocked form runs the backward through transposes", (dev) => {
-  // dhidden = dlogits W_chunk ("nn") and dW_chunk = dlogits^T hidden ("tn"): the test above at
-  // that size covers the transposed copies of row slices and the accumulation into dW's rows.
+test("at N=64 d=128 in chunks of 2048 the blocked form turns dhidden's product, not dW's", (dev) => {
+  // dhidden = dlogits W_chunk ("nn", K = 2048: through a transposed copy of W's rows) and
+  // dW_chunk = dlogits^T hidden ("tn": gemm_tn16 directly into dW's rows), so the test above
+  // at that size covers both.
   const before = dev.gemm;
   dev.gemm = { form: "blocked", wx: 16, wy: 16, bk: 16 };
   try {
     assert.ok(relayout(dev, 64, 128, 2048, false, false), "dhidden");
-    assert.ok(relayout(dev, 2048, 128, 64, true, false), "dweight");
+    assert.ok(!relayout(dev, 2048, 128, 64, true, false), "dweight");
+    assert.equal(blockedEntry(2048, 128, 64, true, false)[0], "gemm_tn16");
   } finally {
     dev.gemm = before;
   }

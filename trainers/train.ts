@@ -382,17 +382,11 @@ export function memoryPlan(
   const q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim;
   const perLayer = tokens * (5 * d + 2 * q + 2 * kv + 3 * f + cfg.numHeads + 2) * 4;
   // Transient work buffers, one set alive at a time: the LM head's forward chunk of logits
-  // [tokens, 8192]; its backward chunk [tokens, 4096] with, on llvmpipe, the transposed copies
-  // its products run through (the chunk of W, the chunk of dlogits, the hidden states); and a
-  // layer's backward products turned the same way (at most a weight matrix, or the two operands
-  // of a weight gradient).
+  // [tokens, 8192]; its backward chunk [tokens, 4096] with, on llvmpipe, the transposed copy of
+  // the chunk of W that dhidden's product runs through; and a layer's backward product turned
+  // the same way (dx = dy W with K = the MLP width: a copy of the weight).
   const v = cfg.vocabSize, c = Math.min(4096, v);
-  const transient = 4 * Math.max(
-    tokens * Math.min(8192, v),
-    2 * tokens * c + c * d + tokens * d,
-    f * d,
-    tokens * (f + d),
-  );
+  const transient = 4 * Math.max(tokens * Math.min(8192, v), tokens * c + c * d, f * d);
   const plan = {
     weights: p * 4,
     gradients: p * 4,
