@@ -102,11 +102,13 @@ function compareTokens(got: Uint32Array, r: ReturnType<typeof ref>, label: strin
 }
 
 // (rows, d, V): the 1 x 8 logits layout (2 rows), the 4 x 8 layout with partly filled blocks,
-// the scalar path (d % 4 != 0), and 64 rows over a 1000-id vocabulary.
+// the scalar path (d % 4 != 0), the 8 x 8 layout with partly filled blocks (13 rows, 90 ids),
+// and 64 rows over a 1000-id vocabulary (8 x 8).
 const SHAPES: [number, number, number][] = [
   [2, 16, 50],
   [3, 16, 50],
   [7, 18, 333],
+  [13, 16, 90],
   [64, 32, 1000],
 ];
 
@@ -343,7 +345,8 @@ Deno.test(
       const c = makeCase(dev, rng, rows, d, vocab);
       const o = { temperature: 0.8, topK: 20, topP: 0.9, seed: 77, counter: 5 };
       const [t0, l0] = await run(dev, c, o);
-      // d = 32: 2-row alignment steps, so 8-row chunks (42 of them); d = 18: 32-row steps.
+      // d = 32: 2-row alignment steps, so 8-row chunks (42 of them); d = 18: 32-row steps. At
+      // d = 32 the three runs use the 8 x 8, 4 x 8 and 1 x 8 logits layouts.
       const [t1, l1] = await run(dev, c, { ...o, chunkRows: 8, groupRows: 3 });
       const scratch = dev.empty("scratch", [samplingScratchElements(dev, rows, vocab, 2)]);
       const [t2, l2] = await run(dev, c, { ...o, chunkRows: 1, groupRows: 2, scratch });
