@@ -30,11 +30,7 @@ for (
     [64, 128, 4096, 2048], // the backward's products in the 16 x 16 kernels (see below)
   ]
 ) {
-  // At d=128 the logits (std 2.8 here) make the fp32 entropy lose ~4e-4 to cancellation (lse -
-  // e / s); that case is here for the backward.
-  if (d <= 32) {
-    forwardCase(n, d, v, chunk);
-  }
+  forwardCase(n, d, v, chunk);
   backwardCase(n, d, v, chunk);
 }
 
@@ -57,7 +53,12 @@ function forwardCase(n: number, d: number, v: number, chunk: number): void {
     const ref = lmHeadForwardRef(x.hidden, x.weight, x.targets, n, d, v);
     assertClose(await logp.read(), ref.logp, { atol: 2e-5, rtol: 1e-5, label: "logp" });
     assertClose(await lse.read(), ref.lse, { atol: 2e-5, rtol: 1e-5, label: "lse" });
-    assertClose(await ent.read(), ref.entropy, { atol: 2e-5, rtol: 1e-5, label: "entropy" });
+    // At d = 128 (logits of std 2.8 here) the entropy, a sum of p (lse - z) over a spread of
+    // about 20, comes out 4e-4 off the float64 reference on llvmpipe while logp and lse stay
+    // within 2e-5. A JS emulation of the same fp32 fold is 5e-5 off; llvmpipe's exp alone is up
+    // to 1.1e-6 off (18x a rounded fp32 exp). Not tracked down further: entropy is a metric.
+    const entTol = d > 32 ? 1e-3 : 2e-5;
+    assertClose(await ent.read(), ref.entropy, { atol: entTol, rtol: 1e-5, label: "entropy" });
   });
 }
 
