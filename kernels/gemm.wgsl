@@ -148,9 +148,9 @@ fn store_row(row: u32, col0: u32, acc: array<vec4f, 4>) {
 
 // 16 x 16 blocks: 32 vec4 loads per 1024 FMAs. The 64 vec4 accumulators do not fit the CPU's
 // registers and llvmpipe keeps some on the stack, which is still far cheaper than its storage
-// loads (each a loop over the SIMD lanes). The rows are written out one by one (acc0..acc15)
-// rather than as a loop because a loop of this size is not unrolled, and an array indexed by a
-// loop counter would live in memory.
+// loads (each a loop over the SIMD lanes). The rows are written out one by one (acc[0] ..
+// acc[15], constant indices) rather than as a loop because a loop of this size is not unrolled,
+// and an array indexed by a loop counter would live in memory (a looped form ran at half speed).
 @compute @workgroup_size(8, 4)
 fn gemm_nt16(@builtin(global_invocation_id) gid: vec3u) {
   let row0 = gid.y * 16u;
@@ -163,58 +163,43 @@ fn gemm_nt16(@builtin(global_invocation_id) gid: vec3u) {
     ra[i] = min(row0 + i, p.m - 1u) * k4;
     rb[i] = min(col0 + i, p.n - 1u) * k4;
   }
-  var acc0: array<vec4f, 4>;
-  var acc1: array<vec4f, 4>;
-  var acc2: array<vec4f, 4>;
-  var acc3: array<vec4f, 4>;
-  var acc4: array<vec4f, 4>;
-  var acc5: array<vec4f, 4>;
-  var acc6: array<vec4f, 4>;
-  var acc7: array<vec4f, 4>;
-  var acc8: array<vec4f, 4>;
-  var acc9: array<vec4f, 4>;
-  var acc10: array<vec4f, 4>;
-  var acc11: array<vec4f, 4>;
-  var acc12: array<vec4f, 4>;
-  var acc13: array<vec4f, 4>;
-  var acc14: array<vec4f, 4>;
-  var acc15: array<vec4f, 4>;
+  var acc: array<array<vec4f, 4>, 16>;
   var bv: array<vec4f, 16>;
   for (var kk = 0u; kk < k4; kk++) {
     for (var j = 0u; j < 16u; j++) { bv[j] = b4[rb[j] + kk]; }
-    acc0 = dots16(acc0, a4[ra[0] + kk], &bv);
-    acc1 = dots16(acc1, a4[ra[1] + kk], &bv);
-    acc2 = dots16(acc2, a4[ra[2] + kk], &bv);
-    acc3 = dots16(acc3, a4[ra[3] + kk], &bv);
-    acc4 = dots16(acc4, a4[ra[4] + kk], &bv);
-    acc5 = dots16(acc5, a4[ra[5] + kk], &bv);
-    acc6 = dots16(acc6, a4[ra[6] + kk], &bv);
-    acc7 = dots16(acc7, a4[ra[7] + kk], &bv);
-    acc8 = dots16(acc8, a4[ra[8] + kk], &bv);
-    acc9 = dots16(acc9, a4[ra[9] + kk], &bv);
-    acc10 = dots16(acc10, a4[ra[10] + kk], &bv);
-    acc11 = dots16(acc11, a4[ra[11] + kk], &bv);
-    acc12 = dots16(acc12, a4[ra[12] + kk], &bv);
-    acc13 = dots16(acc13, a4[ra[13] + kk], &bv);
-    acc14 = dots16(acc14, a4[ra[14] + kk], &bv);
-    acc15 = dots16(acc15, a4[ra[15] + kk], &bv);
+    acc[0] = dots16(acc[0], a4[ra[0] + kk], &bv);
+    acc[1] = dots16(acc[1], a4[ra[1] + kk], &bv);
+    acc[2] = dots16(acc[2], a4[ra[2] + kk], &bv);
+    acc[3] = dots16(acc[3], a4[ra[3] + kk], &bv);
+    acc[4] = dots16(acc[4], a4[ra[4] + kk], &bv);
+    acc[5] = dots16(acc[5], a4[ra[5] + kk], &bv);
+    acc[6] = dots16(acc[6], a4[ra[6] + kk], &bv);
+    acc[7] = dots16(acc[7], a4[ra[7] + kk], &bv);
+    acc[8] = dots16(acc[8], a4[ra[8] + kk], &bv);
+    acc[9] = dots16(acc[9], a4[ra[9] + kk], &bv);
+    acc[10] = dots16(acc[10], a4[ra[10] + kk], &bv);
+    acc[11] = dots16(acc[11], a4[ra[11] + kk], &bv);
+    acc[12] = dots16(acc[12], a4[ra[12] + kk], &bv);
+    acc[13] = dots16(acc[13], a4[ra[13] + kk], &bv);
+    acc[14] = dots16(acc[14], a4[ra[14] + kk], &bv);
+    acc[15] = dots16(acc[15], a4[ra[15] + kk], &bv);
   }
-  store_row(row0 + 0u, col0, acc0);
-  store_row(row0 + 1u, col0, acc1);
-  store_row(row0 + 2u, col0, acc2);
-  store_row(row0 + 3u, col0, acc3);
-  store_row(row0 + 4u, col0, acc4);
-  store_row(row0 + 5u, col0, acc5);
-  store_row(row0 + 6u, col0, acc6);
-  store_row(row0 + 7u, col0, acc7);
-  store_row(row0 + 8u, col0, acc8);
-  store_row(row0 + 9u, col0, acc9);
-  store_row(row0 + 10u, col0, acc10);
-  store_row(row0 + 11u, col0, acc11);
-  store_row(row0 + 12u, col0, acc12);
-  store_row(row0 + 13u, col0, acc13);
-  store_row(row0 + 14u, col0, acc14);
-  store_row(row0 + 15u, col0, acc15);
+  store_row(row0 + 0u, col0, acc[0]);
+  store_row(row0 + 1u, col0, acc[1]);
+  store_row(row0 + 2u, col0, acc[2]);
+  store_row(row0 + 3u, col0, acc[3]);
+  store_row(row0 + 4u, col0, acc[4]);
+  store_row(row0 + 5u, col0, acc[5]);
+  store_row(row0 + 6u, col0, acc[6]);
+  store_row(row0 + 7u, col0, acc[7]);
+  store_row(row0 + 8u, col0, acc[8]);
+  store_row(row0 + 9u, col0, acc[9]);
+  store_row(row0 + 10u, col0, acc[10]);
+  store_row(row0 + 11u, col0, acc[11]);
+  store_row(row0 + 12u, col0, acc[12]);
+  store_row(row0 + 13u, col0, acc[13]);
+  store_row(row0 + 14u, col0, acc[14]);
+  store_row(row0 + 15u, col0, acc[15]);
 }
 
 // One row of a 16 x 16 block from four k steps of "nn": bv holds rows k..k+3 of B's 16
@@ -240,61 +225,46 @@ fn gemm_nn16(@builtin(global_invocation_id) gid: vec3u) {
   for (var i = 0u; i < 16u; i++) { ra[i] = min(row0 + i, p.m - 1u) * k4; }
   var cb: array<u32, 4>;
   for (var j = 0u; j < 4u; j++) { cb[j] = min(col0 / 4u + j, n4 - 1u); }
-  var acc0: array<vec4f, 4>;
-  var acc1: array<vec4f, 4>;
-  var acc2: array<vec4f, 4>;
-  var acc3: array<vec4f, 4>;
-  var acc4: array<vec4f, 4>;
-  var acc5: array<vec4f, 4>;
-  var acc6: array<vec4f, 4>;
-  var acc7: array<vec4f, 4>;
-  var acc8: array<vec4f, 4>;
-  var acc9: array<vec4f, 4>;
-  var acc10: array<vec4f, 4>;
-  var acc11: array<vec4f, 4>;
-  var acc12: array<vec4f, 4>;
-  var acc13: array<vec4f, 4>;
-  var acc14: array<vec4f, 4>;
-  var acc15: array<vec4f, 4>;
+  var acc: array<array<vec4f, 4>, 16>;
   var bv: array<vec4f, 16>;
   for (var kk = 0u; kk < k4; kk++) {
     for (var r = 0u; r < 4u; r++) {
       let base = (4u * kk + r) * n4;
       for (var j = 0u; j < 4u; j++) { bv[4u * r + j] = b4[base + cb[j]]; }
     }
-    acc0 = axpy16(acc0, a4[ra[0] + kk], &bv);
-    acc1 = axpy16(acc1, a4[ra[1] + kk], &bv);
-    acc2 = axpy16(acc2, a4[ra[2] + kk], &bv);
-    acc3 = axpy16(acc3, a4[ra[3] + kk], &bv);
-    acc4 = axpy16(acc4, a4[ra[4] + kk], &bv);
-    acc5 = axpy16(acc5, a4[ra[5] + kk], &bv);
-    acc6 = axpy16(acc6, a4[ra[6] + kk], &bv);
-    acc7 = axpy16(acc7, a4[ra[7] + kk], &bv);
-    acc8 = axpy16(acc8, a4[ra[8] + kk], &bv);
-    acc9 = axpy16(acc9, a4[ra[9] + kk], &bv);
-    acc10 = axpy16(acc10, a4[ra[10] + kk], &bv);
-    acc11 = axpy16(acc11, a4[ra[11] + kk], &bv);
-    acc12 = axpy16(acc12, a4[ra[12] + kk], &bv);
-    acc13 = axpy16(acc13, a4[ra[13] + kk], &bv);
-    acc14 = axpy16(acc14, a4[ra[14] + kk], &bv);
-    acc15 = axpy16(acc15, a4[ra[15] + kk], &bv);
+    acc[0] = axpy16(acc[0], a4[ra[0] + kk], &bv);
+    acc[1] = axpy16(acc[1], a4[ra[1] + kk], &bv);
+    acc[2] = axpy16(acc[2], a4[ra[2] + kk], &bv);
+    acc[3] = axpy16(acc[3], a4[ra[3] + kk], &bv);
+    acc[4] = axpy16(acc[4], a4[ra[4] + kk], &bv);
+    acc[5] = axpy16(acc[5], a4[ra[5] + kk], &bv);
+    acc[6] = axpy16(acc[6], a4[ra[6] + kk], &bv);
+    acc[7] = axpy16(acc[7], a4[ra[7] + kk], &bv);
+    acc[8] = axpy16(acc[8], a4[ra[8] + kk], &bv);
+    acc[9] = axpy16(acc[9], a4[ra[9] + kk], &bv);
+    acc[10] = axpy16(acc[10], a4[ra[10] + kk], &bv);
+    acc[11] = axpy16(acc[11], a4[ra[11] + kk], &bv);
+    acc[12] = axpy16(acc[12], a4[ra[12] + kk], &bv);
+    acc[13] = axpy16(acc[13], a4[ra[13] + kk], &bv);
+    acc[14] = axpy16(acc[14], a4[ra[14] + kk], &bv);
+    acc[15] = axpy16(acc[15], a4[ra[15] + kk], &bv);
   }
-  store_row(row0 + 0u, col0, acc0);
-  store_row(row0 + 1u, col0, acc1);
-  store_row(row0 + 2u, col0, acc2);
-  store_row(row0 + 3u, col0, acc3);
-  store_row(row0 + 4u, col0, acc4);
-  store_row(row0 + 5u, col0, acc5);
-  store_row(row0 + 6u, col0, acc6);
-  store_row(row0 + 7u, col0, acc7);
-  store_row(row0 + 8u, col0, acc8);
-  store_row(row0 + 9u, col0, acc9);
-  store_row(row0 + 10u, col0, acc10);
-  store_row(row0 + 11u, col0, acc11);
-  store_row(row0 + 12u, col0, acc12);
-  store_row(row0 + 13u, col0, acc13);
-  store_row(row0 + 14u, col0, acc14);
-  store_row(row0 + 15u, col0, acc15);
+  store_row(row0 + 0u, col0, acc[0]);
+  store_row(row0 + 1u, col0, acc[1]);
+  store_row(row0 + 2u, col0, acc[2]);
+  store_row(row0 + 3u, col0, acc[3]);
+  store_row(row0 + 4u, col0, acc[4]);
+  store_row(row0 + 5u, col0, acc[5]);
+  store_row(row0 + 6u, col0, acc[6]);
+  store_row(row0 + 7u, col0, acc[7]);
+  store_row(row0 + 8u, col0, acc[8]);
+  store_row(row0 + 9u, col0, acc[9]);
+  store_row(row0 + 10u, col0, acc[10]);
+  store_row(row0 + 11u, col0, acc[11]);
+  store_row(row0 + 12u, col0, acc[12]);
+  store_row(row0 + 13u, col0, acc[13]);
+  store_row(row0 + 14u, col0, acc[14]);
+  store_row(row0 + 15u, col0, acc[15]);
 }
 
 // acc[j] += a * bv[j]: one row of a 16 x 16 block from one k step of "tn".
@@ -319,22 +289,7 @@ fn gemm_tn16(@builtin(global_invocation_id) gid: vec3u) {
     rb4[j] = min(row0 / 4u + j, m4 - 1u);
     cb[j] = min(col0 / 4u + j, n4 - 1u);
   }
-  var acc0: array<vec4f, 4>;
-  var acc1: array<vec4f, 4>;
-  var acc2: array<vec4f, 4>;
-  var acc3: array<vec4f, 4>;
-  var acc4: array<vec4f, 4>;
-  var acc5: array<vec4f, 4>;
-  var acc6: array<vec4f, 4>;
-  var acc7: array<vec4f, 4>;
-  var acc8: array<vec4f, 4>;
-  var acc9: array<vec4f, 4>;
-  var acc10: array<vec4f, 4>;
-  var acc11: array<vec4f, 4>;
-  var acc12: array<vec4f, 4>;
-  var acc13: array<vec4f, 4>;
-  var acc14: array<vec4f, 4>;
-  var acc15: array<vec4f, 4>;
+  var acc: array<array<vec4f, 4>, 16>;
   var av: array<vec4f, 4>;
   var bv: array<vec4f, 4>;
   for (var k = 0u; k < p.k; k++) {
@@ -342,39 +297,39 @@ fn gemm_tn16(@builtin(global_invocation_id) gid: vec3u) {
       av[j] = a4[k * m4 + rb4[j]];
       bv[j] = b4[k * n4 + cb[j]];
     }
-    acc0 = axpy4(acc0, av[0].x, &bv);
-    acc1 = axpy4(acc1, av[0].y, &bv);
-    acc2 = axpy4(acc2, av[0].z, &bv);
-    acc3 = axpy4(acc3, av[0].w, &bv);
-    acc4 = axpy4(acc4, av[1].x, &bv);
-    acc5 = axpy4(acc5, av[1].y, &bv);
-    acc6 = axpy4(acc6, av[1].z, &bv);
-    acc7 = axpy4(acc7, av[1].w, &bv);
-    acc8 = axpy4(acc8, av[2].x, &bv);
-    acc9 = axpy4(acc9, av[2].y, &bv);
-    acc10 = axpy4(acc10, av[2].z, &bv);
-    acc11 = axpy4(acc11, av[2].w, &bv);
-    acc12 = axpy4(acc12, av[3].x, &bv);
-    acc13 = axpy4(acc13, av[3].y, &bv);
-    acc14 = axpy4(acc14, av[3].z, &bv);
-    acc15 = axpy4(acc15, av[3].w, &bv);
+    acc[0] = axpy4(acc[0], av[0].x, &bv);
+    acc[1] = axpy4(acc[1], av[0].y, &bv);
+    acc[2] = axpy4(acc[2], av[0].z, &bv);
+    acc[3] = axpy4(acc[3], av[0].w, &bv);
+    acc[4] = axpy4(acc[4], av[1].x, &bv);
+    acc[5] = axpy4(acc[5], av[1].y, &bv);
+    acc[6] = axpy4(acc[6], av[1].z, &bv);
+    acc[7] = axpy4(acc[7], av[1].w, &bv);
+    acc[8] = axpy4(acc[8], av[2].x, &bv);
+    acc[9] = axpy4(acc[9], av[2].y, &bv);
+    acc[10] = axpy4(acc[10], av[2].z, &bv);
+    acc[11] = axpy4(acc[11], av[2].w, &bv);
+    acc[12] = axpy4(acc[12], av[3].x, &bv);
+    acc[13] = axpy4(acc[13], av[3].y, &bv);
+    acc[14] = axpy4(acc[14], av[3].z, &bv);
+    acc[15] = axpy4(acc[15], av[3].w, &bv);
   }
-  store_row(row0 + 0u, col0, acc0);
-  store_row(row0 + 1u, col0, acc1);
-  store_row(row0 + 2u, col0, acc2);
-  store_row(row0 + 3u, col0, acc3);
-  store_row(row0 + 4u, col0, acc4);
-  store_row(row0 + 5u, col0, acc5);
-  store_row(row0 + 6u, col0, acc6);
-  store_row(row0 + 7u, col0, acc7);
-  store_row(row0 + 8u, col0, acc8);
-  store_row(row0 + 9u, col0, acc9);
-  store_row(row0 + 10u, col0, acc10);
-  store_row(row0 + 11u, col0, acc11);
-  store_row(row0 + 12u, col0, acc12);
-  store_row(row0 + 13u, col0, acc13);
-  store_row(row0 + 14u, col0, acc14);
-  store_row(row0 + 15u, col0, acc15);
+  store_row(row0 + 0u, col0, acc[0]);
+  store_row(row0 + 1u, col0, acc[1]);
+  store_row(row0 + 2u, col0, acc[2]);
+  store_row(row0 + 3u, col0, acc[3]);
+  store_row(row0 + 4u, col0, acc[4]);
+  store_row(row0 + 5u, col0, acc[5]);
+  store_row(row0 + 6u, col0, acc[6]);
+  store_row(row0 + 7u, col0, acc[7]);
+  store_row(row0 + 8u, col0, acc[8]);
+  store_row(row0 + 9u, col0, acc[9]);
+  store_row(row0 + 10u, col0, acc[10]);
+  store_row(row0 + 11u, col0, acc[11]);
+  store_row(row0 + 12u, col0, acc[12]);
+  store_row(row0 + 13u, col0, acc[13]);
+  store_row(row0 + 14u, col0, acc[14]);
+  store_row(row0 + 15u, col0, acc[15]);
 }
 
 @compute @workgroup_size(8, 8)
