@@ -146,6 +146,26 @@ fn store_row(row: u32, col0: u32, acc: array<vec4f, 4>) {
   }
 }
 
+// Stores a 16 x 16 block (acc[i] is row row0 + i), row by row with constant indices.
+fn store_block(row0: u32, col0: u32, acc: array<array<vec4f, 4>, 16>) {
+  store_row(row0 + 0u, col0, acc[0]);
+  store_row(row0 + 1u, col0, acc[1]);
+  store_row(row0 + 2u, col0, acc[2]);
+  store_row(row0 + 3u, col0, acc[3]);
+  store_row(row0 + 4u, col0, acc[4]);
+  store_row(row0 + 5u, col0, acc[5]);
+  store_row(row0 + 6u, col0, acc[6]);
+  store_row(row0 + 7u, col0, acc[7]);
+  store_row(row0 + 8u, col0, acc[8]);
+  store_row(row0 + 9u, col0, acc[9]);
+  store_row(row0 + 10u, col0, acc[10]);
+  store_row(row0 + 11u, col0, acc[11]);
+  store_row(row0 + 12u, col0, acc[12]);
+  store_row(row0 + 13u, col0, acc[13]);
+  store_row(row0 + 14u, col0, acc[14]);
+  store_row(row0 + 15u, col0, acc[15]);
+}
+
 // 16 x 16 blocks: 32 vec4 loads per 1024 FMAs. The 64 vec4 accumulators do not fit the CPU's
 // registers and llvmpipe keeps some on the stack, which is still far cheaper than its storage
 // loads (each a loop over the SIMD lanes). The rows are written out one by one (acc[0] ..
@@ -184,22 +204,7 @@ fn gemm_nt16(@builtin(global_invocation_id) gid: vec3u) {
     acc[14] = dots16(acc[14], a4[ra[14] + kk], &bv);
     acc[15] = dots16(acc[15], a4[ra[15] + kk], &bv);
   }
-  store_row(row0 + 0u, col0, acc[0]);
-  store_row(row0 + 1u, col0, acc[1]);
-  store_row(row0 + 2u, col0, acc[2]);
-  store_row(row0 + 3u, col0, acc[3]);
-  store_row(row0 + 4u, col0, acc[4]);
-  store_row(row0 + 5u, col0, acc[5]);
-  store_row(row0 + 6u, col0, acc[6]);
-  store_row(row0 + 7u, col0, acc[7]);
-  store_row(row0 + 8u, col0, acc[8]);
-  store_row(row0 + 9u, col0, acc[9]);
-  store_row(row0 + 10u, col0, acc[10]);
-  store_row(row0 + 11u, col0, acc[11]);
-  store_row(row0 + 12u, col0, acc[12]);
-  store_row(row0 + 13u, col0, acc[13]);
-  store_row(row0 + 14u, col0, acc[14]);
-  store_row(row0 + 15u, col0, acc[15]);
+  store_block(row0, col0, acc);
 }
 
 // One row of a 16 x 16 block from four k steps of "nn": bv holds rows k..k+3 of B's 16
@@ -249,22 +254,7 @@ fn gemm_nn16(@builtin(global_invocation_id) gid: vec3u) {
     acc[14] = axpy16(acc[14], a4[ra[14] + kk], &bv);
     acc[15] = axpy16(acc[15], a4[ra[15] + kk], &bv);
   }
-  store_row(row0 + 0u, col0, acc[0]);
-  store_row(row0 + 1u, col0, acc[1]);
-  store_row(row0 + 2u, col0, acc[2]);
-  store_row(row0 + 3u, col0, acc[3]);
-  store_row(row0 + 4u, col0, acc[4]);
-  store_row(row0 + 5u, col0, acc[5]);
-  store_row(row0 + 6u, col0, acc[6]);
-  store_row(row0 + 7u, col0, acc[7]);
-  store_row(row0 + 8u, col0, acc[8]);
-  store_row(row0 + 9u, col0, acc[9]);
-  store_row(row0 + 10u, col0, acc[10]);
-  store_row(row0 + 11u, col0, acc[11]);
-  store_row(row0 + 12u, col0, acc[12]);
-  store_row(row0 + 13u, col0, acc[13]);
-  store_row(row0 + 14u, col0, acc[14]);
-  store_row(row0 + 15u, col0, acc[15]);
+  store_block(row0, col0, acc);
 }
 
 // acc[j] += a * bv[j]: one row of a 16 x 16 block from one k step of "tn".
@@ -314,22 +304,7 @@ fn gemm_tn16(@builtin(global_invocation_id) gid: vec3u) {
     acc[14] = axpy4(acc[14], av[3].z, &bv);
     acc[15] = axpy4(acc[15], av[3].w, &bv);
   }
-  store_row(row0 + 0u, col0, acc[0]);
-  store_row(row0 + 1u, col0, acc[1]);
-  store_row(row0 + 2u, col0, acc[2]);
-  store_row(row0 + 3u, col0, acc[3]);
-  store_row(row0 + 4u, col0, acc[4]);
-  store_row(row0 + 5u, col0, acc[5]);
-  store_row(row0 + 6u, col0, acc[6]);
-  store_row(row0 + 7u, col0, acc[7]);
-  store_row(row0 + 8u, col0, acc[8]);
-  store_row(row0 + 9u, col0, acc[9]);
-  store_row(row0 + 10u, col0, acc[10]);
-  store_row(row0 + 11u, col0, acc[11]);
-  store_row(row0 + 12u, col0, acc[12]);
-  store_row(row0 + 13u, col0, acc[13]);
-  store_row(row0 + 14u, col0, acc[14]);
-  store_row(row0 + 15u, col0, acc[15]);
+  store_block(row0, col0, acc);
 }
 
 @compute @workgroup_size(8, 8)
