@@ -204,14 +204,15 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
       dev.limits.maxStorageBufferBindingSize,
     );
   }
-  // Logits layout (see the kernel header): 8 rows x 8 columns per invocation for groups of 5
-  // rows or more, 4 x 8 for 3 or 4, 1 x 8 for 1 or 2, scalar when d % 4 != 0.
+  // Logits layout (see the kernel header): 1 row x 8 columns per invocation for groups of 1 or
+  // 2 rows, 4 x 8 for more, and on llvmpipe 8 x 8 for 5 rows or more (timed there only; on a
+  // GPU its 64 vec4 accumulators would exceed a thread's registers); scalar when d % 4 != 0.
   const layout = (g: number): { entry: string; cols: number; rows: number } =>
     d % 4 !== 0
       ? { entry: "logits1", cols: 1, rows: 1 }
       : g <= 2
       ? { entry: "logits1x8", cols: 8, rows: 1 }
-      : g <= 4
+      : g <= 4 || !dev.isFallback
       ? { entry: "logits4x8", cols: 8, rows: 4 }
       : { entry: "logits8x8", cols: 8, rows: 8 };
   const kSample = dev.kernel("sampling", "sample");

@@ -5,8 +5,8 @@
 //              [c0, c0 + cn) of the LM head [V, d], bound as a slice (the 151936 x 896 fp32
 //              head is 544 MB, over the 128 MiB binding limit). One invocation computes 4 rows
 //              x 8 columns from vec4 loads, no workgroup memory; needs d % 4 == 0.
-//   logits8x8  the same for 8 rows x 8 columns (groups of 5 rows or more), with the same
-//              arithmetic per logit, so the same bits. On llvmpipe (V = 65536 at d = 64, 32768
+//   logits8x8  the same for 8 rows x 8 columns (groups of 5 rows or more, on llvmpipe), with
+//              the same arithmetic per logit, so the same bits. On llvmpipe (V = 65536 at d = 64, 32768
 //              at d = 896, the two alternating in one process): R = 8, d = 64: 22.0 vs 7.6 ms;
 //              R = 5, d = 64: 28.2 vs 21.1; R = 8, d = 896: 43.3 vs 33.9; R = 64, d = 896: 372
 //              vs 251; but R = 4, d = 896: 31.1 vs 51.1 (half its rows idle), so 4x8 keeps
