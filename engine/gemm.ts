@@ -22,8 +22,8 @@ export interface MatmulOptions {
   accumulate?: boolean;
   /**
    * May take transient scratch the size of its operands (default true): the blocked form turns
-   * large "nn" / "tn" products into "nt" ones through transposed copies (see `relayout`). The
-   * fused LM head passes false to keep its memory to one chunk of logits.
+   * long-K "nn", "tt" and far-strided "tn" products into "nt" ones through transposed copies
+   * (see `relayout`). False keeps a product off them, at its direct kernel's speed.
    */
   scratch?: boolean;
 }
