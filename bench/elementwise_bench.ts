@@ -1,7 +1,7 @@
 /**
  * Bandwidth of the small helpers: add over 16M elements (3 x 64 MiB moved) and the transpose
- * the blocked matmul uses to turn large "nn" / "tn" products into "nt" ones, at the shape of the
- * 0.5B MLP weight [4864, 896] (2 x 17 MB moved).
+ * the blocked matmul uses to turn long-K "nn" (and "tt", far-strided "tn") products into "nt"
+ * ones, at the shape of the 0.5B MLP weight [4864, 896] (2 x 17 MB moved).
  */
 import { add } from "../engine/elementwise.ts";
 import { transpose } from "../engine/gemm.ts";

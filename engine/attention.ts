@@ -33,7 +33,7 @@
  * seqStarts is not read back either: the caller guarantees it is non-decreasing with
  * seqStarts[0] = 0 and seqStarts[B] = N (kernels stay in bounds otherwise, results do not).
  */
-import { type Device, params } from "./device.ts";
+import { type Binding, type Device, params } from "./device.ts";
 import { formatShape, type Tensor } from "./tensor.ts";
 
 const LOG2E = 1.4426950408889634;
@@ -339,14 +339,14 @@ export function attentionBackward(dev: Device, a: AttentionBackwardArgs): void {
 function rows1Backward(
   dev: Device,
   a: AttentionBackwardArgs,
-  u: ReturnType<typeof params>,
+  u: Binding,
   stats: Tensor,
   constants: Record<string, number>,
   grid: [number, number],
 ): void {
   const { numHeads: hq, numKvHeads: hkv, headDim: hd } = a;
   const n = a.q.shape[0];
-  const b: (Tensor | ReturnType<typeof params> | undefined)[] = [];
+  const b: (Binding | undefined)[] = [];
   b[0] = u;
   b[1] = a.seqStarts;
   b[2] = a.q;
@@ -364,7 +364,7 @@ function rows1Backward(
     const dk = what === "dk" ? 1 : 0;
     dev.dispatch(dev.kernel("attention", "attn1_dkv", { ...constants, DK: dk }), b, grid);
     if (grouped) {
-      const r: (Tensor | ReturnType<typeof params> | undefined)[] = [];
+      const r: (Binding | undefined)[] = [];
       r[0] = u;
       r[21] = part;
       r[22] = dst;
@@ -416,7 +416,7 @@ export function attentionDecode(dev: Device, a: AttentionDecodeArgs): void {
   checkDistinct(op, outs, [a.q, a.kCache, a.vCache, a.lengths]);
   if (rows === 0 || maxLen === 0) return;
   const lse = a.lse ?? dev.empty("attention decode lse", [hq, rows]);
-  const b: (Tensor | ReturnType<typeof params> | undefined)[] = [];
+  const b: (Binding | undefined)[] = [];
   b[0] = uniforms(rows, hq, hkv, nseq, hd, maxLen, tNew);
   b[2] = a.q;
   b[8] = a.out;
@@ -452,7 +452,7 @@ export function kvCacheAppend(dev: Device, a: KvCacheAppendArgs): void {
     ...(a.seqStarts ? [a.seqStarts] : []),
   ]);
   if (rows === 0 || maxLen === 0) return;
-  const b: (Tensor | ReturnType<typeof params> | undefined)[] = [];
+  const b: (Binding | undefined)[] = [];
   b[0] = uniforms(
     rows,
     a.numKvHeads,

@@ -87,7 +87,8 @@ export function matmul(
     }
   }
   if (opts.scratch !== false && relayout(dev, m, n, k, ta, tb)) {
-    // Large "nn" / "tn" products run faster as "nt" on llvmpipe once the operands are turned.
+    // Long-K "nn", "tt" and far-strided "tn" products run faster as "nt" on llvmpipe once the
+    // operands are turned (see relayout).
     const at = ta ? transposed(dev, a, k, m) : undefined;
     const bt = tb ? undefined : transposed(dev, b, k, n);
     matmul(dev, at ?? a, bt ?? b, c, { ...opts, transA: false, transB: true });

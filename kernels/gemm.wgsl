@@ -48,6 +48,15 @@ struct P {
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
+// C[r, col] = v (+ bias[col]) (+ C[r, col]), per the flags; r and col inside C.
+fn put(r: u32, col: u32, v0: f32) {
+  var v = v0;
+  if ((p.flags & 2u) != 0u) { v += bias[col]; }
+  let idx = r * p.n + col;
+  if ((p.flags & 1u) != 0u) { v += c[idx]; }
+  c[idx] = v;
+}
+
 fn store(row0: u32, col0: u32, acc: array<vec4f, 4>) {
   for (var i = 0u; i < 4u; i++) {
     let r = row0 + i;
@@ -55,11 +64,7 @@ fn store(row0: u32, col0: u32, acc: array<vec4f, 4>) {
     for (var j = 0u; j < 4u; j++) {
       let col = col0 + j;
       if (col >= p.n) { break; }
-      var v = acc[i][j];
-      if ((p.flags & 2u) != 0u) { v += bias[col]; }
-      let idx = r * p.n + col;
-      if ((p.flags & 1u) != 0u) { v += c[idx]; }
-      c[idx] = v;
+      put(r, col, acc[i][j]);
     }
   }
 }
@@ -138,11 +143,7 @@ fn store_row(row: u32, col0: u32, acc: array<vec4f, 4>) {
   for (var q = 0u; q < 16u; q++) {
     let col = col0 + q;
     if (col >= p.n) { break; }
-    var v = acc[q / 4u][q % 4u];
-    if ((p.flags & 2u) != 0u) { v += bias[col]; }
-    let idx = row * p.n + col;
-    if ((p.flags & 1u) != 0u) { v += c[idx]; }
-    c[idx] = v;
+    put(row, col, acc[q / 4u][q % 4u]);
   }
 }
 

@@ -6,8 +6,9 @@
 //              head is 544 MB, over the 128 MiB binding limit). One invocation computes 4 rows
 //              x 8 columns from vec4 loads, no workgroup memory; needs d % 4 == 0.
 //   logits8x8  the same for 8 rows x 8 columns (groups of 5 rows or more, on llvmpipe), with
-//              the same arithmetic per logit, so the same bits. On llvmpipe (V = 65536 at d = 64, 32768
-//              at d = 896, the two alternating in one process): R = 8, d = 64: 22.0 vs 7.6 ms;
+//              the same arithmetic per logit, so the same bits. On llvmpipe (V = 65536 at d =
+//              64, 32768 at d = 896, the two alternating in one process): R = 8, d = 64: 22.0
+//              vs 7.6 ms;
 //              R = 5, d = 64: 28.2 vs 21.1; R = 8, d = 896: 43.3 vs 33.9; R = 64, d = 896: 372
 //              vs 251; but R = 4, d = 896: 31.1 vs 51.1 (half its rows idle), so 4x8 keeps
 //              groups of 3 or 4.
@@ -94,6 +95,12 @@ fn store4(r: u32, c: u32, a0: vec4f, a1: vec4f, a2: vec4f, a3: vec4f) {
   if (c + 3u < p.cn) { z_out[o + 3u] = hsum(a3); }
 }
 
+// One group row r of an 8-column block: its columns that exist.
+fn store8(r: u32, c: u32, a: array<vec4f, 8>) {
+  store4(r, c, a[0], a[1], a[2], a[3]);
+  if (c + 4u < p.cn) { store4(r, c + 4u, a[4], a[5], a[6], a[7]); }
+}
+
 // 4 rows x 8 columns per invocation (x: 8-column blocks of the chunk, y: 4-row blocks of the
 // group). Rows and columns past the end load a valid neighbour; their stores are skipped.
 @compute @workgroup_size(WG)
@@ -125,16 +132,10 @@ fn logits4x8(@builtin(global_invocation_id) gid: vec3u) {
       a3[j] += h3 * b;
     }
   }
-  store4(g, c, a0[0], a0[1], a0[2], a0[3]);
-  store4(g + 1u, c, a1[0], a1[1], a1[2], a1[3]);
-  store4(g + 2u, c, a2[0], a2[1], a2[2], a2[3]);
-  store4(g + 3u, c, a3[0], a3[1], a3[2], a3[3]);
-  if (c + 4u < p.cn) {
-    store4(g, c + 4u, a0[4], a0[5], a0[6], a0[7]);
-    store4(g + 1u, c + 4u, a1[4], a1[5], a1[6], a1[7]);
-    store4(g + 2u, c + 4u, a2[4], a2[5], a2[6], a2[7]);
-    store4(g + 3u, c + 4u, a3[4], a3[5], a3[6], a3[7]);
-  }
+  store8(g, c, a0);
+  store8(g + 1u, c, a1);
+  store8(g + 2u, c, a2);
+  store8(g + 3u, c, a3);
 }
 
 // a[j] += h * b[j] for the 8 columns of one row (the same arithmetic as logits4x8's).
@@ -144,12 +145,7 @@ fn fma8(a: array<vec4f, 8>, h: vec4f, b: ptr<function, array<vec4f, 8>>) -> arra
   return r;
 }
 
-fn store8(r: u32, c: u32, a: array<vec4f, 8>) {
-  store4(r, c, a[0], a[1], a[2], a[3]);
-  if (c + 4u < p.cn) { store4(r, c + 4u, a[4], a[5], a[6], a[7]); }
-}
-
-// 8 rows x 8 columns per invocation, for groups of 8 rows or more: 16 vec4 loads per 64 vec4
+// 8 rows x 8 columns per invocation, for groups of 5 rows or more (on llvmpipe): 16 vec4 loads per 64 vec4
 // multiply-adds (logits4x8: 12 per 32). The rows are written out one by one because a loop
 // over them would not be unrolled and its arrays would live in memory.
 @compute @workgroup_size(WG)
@@ -209,8 +205,7 @@ fn logits1x8(@builtin(global_invocation_id) gid: vec3u) {
     let h0 = h4[x0 + k];
     for (var j = 0u; j < 8u; j++) { a[j] += h0 * w4[y[j] + k]; }
   }
-  store4(g, c, a[0], a[1], a[2], a[3]);
-  if (c + 4u < p.cn) { store4(g, c + 4u, a[4], a[5], a[6], a[7]); }
+  store8(g, c, a);
 }
 
 // x: chunk columns, y: group rows.
