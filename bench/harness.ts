@@ -127,6 +127,36 @@ export function timeGpu(
   return timeCalls(record, () => dev.sync(), opts);
 }
 
+/**
+ * Times the paths in turn (a, b, a, b, ...) so that the machine's drift, which on a shared CPU
+ * is as large as the differences the benches compare, falls on all of them alike. Each gets one
+ * untimed warm-up call, then `iters` timed ones, each with the buffer pool emptied first and
+ * ending once its GPU work is done; returned per path: the median ms and the largest peak of
+ * extra GPU bytes (the device's live-bytes counter above what was live before the call).
+ */
+export async function interleaved(
+  dev: Device,
+  fs: (() => void | Promise<void>)[],
+  iters: number,
+): Promise<{ ms: number; peak: number }[]> {
+  const ts = fs.map(() => [] as number[]);
+  const peaks = fs.map(() => 0);
+  for (let i = -1; i < iters; i++) {
+    for (const [j, f] of fs.entries()) {
+      await dev.sync();
+      dev.trim();
+      const base = dev.memory.live;
+      dev.resetPeak();
+      const t0 = performance.now();
+      await f();
+      await dev.sync();
+      if (i >= 0) ts[j].push(performance.now() - t0);
+      peaks[j] = Math.max(peaks[j], dev.memory.peak - base);
+    }
+  }
+  return ts.map((t, j) => ({ ms: median(t), peak: peaks[j] }));
+}
+
 /** GFLOP/s of `flops` done in `ms`. */
 export function gflops(flops: number, ms: number): number {
   return flops / (ms * 1e6);

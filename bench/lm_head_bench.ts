@@ -16,7 +16,7 @@ import { matmul } from "../engine/gemm.ts";
 import { Rng } from "../engine/rng.ts";
 import type { Tensor } from "../engine/tensor.ts";
 import { lmHeadBackward, lmHeadForward } from "../engine/vocab_head.ts";
-import type { Bench, BenchResult } from "./harness.ts";
+import { type Bench, type BenchResult, interleaved } from "./harness.ts";
 
 /** Full logits in column blocks of `block` vocabulary rows, all alive at once, then softmax. */
 function naive(
@@ -55,38 +55,6 @@ function naive(
   state.dispose();
 }
 
-/** Median ms and peak extra bytes of `f`, each iteration with the pool emptied first. */
-async function measure(dev: Device, f: () => void, iters: number) {
-  return (await interleaved(dev, [f], iters))[0];
-}
-
-/**
- * Times the paths in turn (a, b, a, b, ...) so that the machine's drift, which on a shared
- * CPU is as large as the differences measured here, falls on all of them alike. Each gets one
- * untimed warm-up call, then `iters` timed ones; the median and the largest peak are returned.
- */
-async function interleaved(dev: Device, fs: (() => void)[], iters: number) {
-  const ts = fs.map(() => [] as number[]);
-  const peaks = fs.map(() => 0);
-  for (let i = -1; i < iters; i++) {
-    for (const [j, f] of fs.entries()) {
-      await dev.sync();
-      dev.trim();
-      const base = dev.memory.live;
-      dev.resetPeak();
-      const t0 = performance.now();
-      f();
-      await dev.sync();
-      if (i >= 0) ts[j].push(performance.now() - t0);
-      peaks[j] = Math.max(peaks[j], dev.memory.peak - base);
-    }
-  }
-  return ts.map((t, j) => {
-    t.sort((a, b) => a - b);
-    return { ms: t[Math.floor(t.length / 2)], peak: peaks[j] };
-  });
-}
-
 export const benches: Bench[] = [{
   name: "lm_head",
   run: async ({ dev, quick }) => {
@@ -112,7 +80,7 @@ export const benches: Bench[] = [{
     const dl = dev.upload("dlogp", rng.normals(n), [n]);
     const dh = dev.empty("dhidden", [n, d]);
     const dw = dev.zeros("dweight", [v, d]);
-    const bwd = await measure(dev, () =>
+    const [bwd] = await interleaved(dev, [() =>
       lmHeadBackward(dev, {
         hidden,
         weight,
@@ -121,7 +89,7 @@ export const benches: Bench[] = [{
         dlogp: dl,
         dhidden: dh,
         dweight: dw,
-      }), 1);
+      })], 1);
     const flops = 2 * n * v * d;
     const res: BenchResult[] = [{
       name: "lm_head_logprobs",

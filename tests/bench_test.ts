@@ -154,3 +154,26 @@ Deno.test(
     );
   },
 );
+
+Deno.test(
+  "the sampling bench draws the same ids as its peer (logits read back, drawn in JS)",
+  gpuTest,
+  async () => {
+    const file = await Deno.makeTempFile({ suffix: ".json" });
+    try {
+      const code = await main(["--quick", "--only", "sampling", "--json", file]);
+      assert.equal(code, 0);
+      const out = JSON.parse(await Deno.readTextFile(file));
+      const names = out.results.map((r: { name: string }) => r.name);
+      assert.deepEqual(names, ["sampling", "sampling_greedy"]);
+      for (const r of out.results) {
+        assert.deepEqual(r.shape, [8, 64, 20000]);
+        assert.ok(r.ms > 0 && r.peer.ms > 0 && r.peak_bytes > 0, JSON.stringify(r));
+        // Only a draw within an ulp of a boundary may differ between the two summation orders.
+        assert.match(r.extra.agree, /^[78]\/8$/, JSON.stringify(r));
+      }
+    } finally {
+      await Deno.remove(file);
+    }
+  },
+);
