@@ -1,7 +1,8 @@
 /**
  * matmul at the Qwen2.5-0.5B shapes with N = 512 tokens: C[M, N] = A[M, K] B[K, N] for
  * [M, K, N] = [512, 896, 896], [512, 896, 128], [512, 896, 4864], [512, 4864, 896], in the
- * model's own layout (x W^T: B stored [N, K], the "nt" kernel) and plain (B stored [K, N]); and
+ * model's own layout (x W^T: B stored [N, K], the "nt" kernel), plain (B stored [K, N], the
+ * "nn" layout of dx = dy W) and with A stored [K, M] (the "tn" layout of dW += dy^T x); and
  * as `matmul_decode` the same weights against M = 8 rows (one new token for each of 8 sequences,
  * which the tiled forms hand to gemm_skinny).
  *
@@ -75,6 +76,9 @@ export const benches: Bench[] = [{
       const rng = new Rng(m + k + n);
       const a = rng.normals(m * k), b = rng.normals(k * n);
       const ta = dev.upload("A", a, [m, k]);
+      const at = new Float32Array(m * k);
+      for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) at[j * m + i] = a[i * k + j];
+      const taT = dev.upload("A^T", at, [k, m]);
       const tbNt = dev.upload("B^T", b, [n, k]);
       const tbNn = dev.upload("B", b, [k, n]);
       const tc = dev.empty("C", [m, n]);
@@ -84,6 +88,11 @@ export const benches: Bench[] = [{
       const wait = () => dev.sync();
       const nt = await timeCalls(() => matmul(dev, ta, tbNt, tc, { transB: true }), wait, timing);
       const nn = await timeCalls(() => matmul(dev, ta, tbNn, tc), wait, timing);
+      const tn = await timeCalls(
+        () => matmul(dev, taT, tbNn, tc, { transA: true }),
+        wait,
+        timing,
+      );
       let peer: BenchResult["peer"];
       if (haveTf) {
         const xa = tf.tensor2d(a, [m, k]), xb = tf.tensor2d(b, [k, n]);
@@ -103,7 +112,8 @@ export const benches: Bench[] = [{
         xb.dispose();
         peer = { name: "tfjs-webgpu matMul", ms: pm, gflops: gflops(2 * m * n * k, pm) };
       }
-      for (const [layout, ms] of [["x W^T (nt)", nt], ["A B (nn)", nn]] as const) {
+      const layouts = [["x W^T (nt)", nt], ["A B (nn)", nn], ["A^T B (tn)", tn]] as const;
+      for (const [layout, ms] of layouts) {
         out.push({
           name,
           shape: [m, k, n],
@@ -113,7 +123,7 @@ export const benches: Bench[] = [{
           extra: { layout },
         });
       }
-      for (const t of [ta, tbNt, tbNn, tc]) t.dispose();
+      for (const t of [ta, taT, tbNt, tbNn, tc]) t.dispose();
     }
     // The yardstick: the multiply-adds of the largest shape with no loads at all.
     const [m, k, n] = shapes[shapes.length === 1 ? 0 : 2][1];

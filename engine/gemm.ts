@@ -22,8 +22,8 @@ export interface MatmulOptions {
   accumulate?: boolean;
   /**
    * May take transient scratch the size of its operands (default true): the blocked form turns
-   * long-K "nn", "tt" and far-strided "tn" products into "nt" ones through transposed copies
-   * (see `relayout`). False keeps a product off them, at its direct kernel's speed.
+   * long-K "nn" and "tn", "tt" and far-strided "tn" products into "nt" ones through transposed
+   * copies (see `relayout`). False keeps a product off them, at its direct kernel's speed.
    */
   scratch?: boolean;
 }
@@ -87,8 +87,8 @@ export function matmul(
     }
   }
   if (opts.scratch !== false && relayout(dev, m, n, k, ta, tb)) {
-    // Long-K "nn", "tt" and far-strided "tn" products run faster as "nt" on llvmpipe once the
-    // operands are turned (see relayout).
+    // Long-K "nn" and "tn", "tt" and far-strided "tn" products run faster as "nt" on llvmpipe
+    // once the operands are turned (see relayout).
     const at = ta ? transposed(dev, a, k, m) : undefined;
     const bt = tb ? undefined : transposed(dev, b, k, n);
     matmul(dev, at ?? a, bt ?? b, c, { ...opts, transA: false, transB: true });
@@ -182,8 +182,11 @@ export function skinny(dev: Device, m: number, n: number, sak: number, sbk: numb
  *   long: [512, 4864, 896] 272 vs 170 ms, [512, 2048, 896] 110 vs 83, [128, 4864, 896] 87 vs
  *   67; at K <= 1024 it is as fast or faster and needs no copies: [512, 1024, 896] 52 vs 54,
  *   [512, 896, 896] 43 vs 41, [512, 896, 4864] 187 vs 171, [48, 896, 896] 2.7 vs 6.0.
- * - "tn" direct keeps up ([4864, 512, 896] 165 vs 169, [4096, 512, 896] 144 vs 147, [896, 512,
- *   4864] 168 vs 173) except when A's rows lie 32 KB or more apart ([8192, 512, 896] 469 vs 347).
+ * - "tn" direct keeps up at the weight gradients of 512 tokens ([4864, 512, 896] 165 vs 169,
+ *   [4096, 512, 896] 144 vs 147, [896, 512, 4864] 168 vs 173) and up to K = 1024 ([896, 1024,
+ *   896] 71 vs 74), but not when A's rows lie 32 KB or more apart ([8192, 512, 896] 469 vs 347)
+ *   or K, the tokens of a larger batch, is long ([896, 2048, 896] 151 vs 136, [896, 4096, 896]
+ *   402 vs 261, [4864, 4096, 896] 2493 vs 1305, [512, 4864, 896] 434 vs 256).
  * - "tt" has no fast direct kernel.
  * And for every layout only outputs at least 128 wide (N = 64: [512, 896, 64] nn 3.7 vs 3.4,
  * [480, 8192, 64] 42.4 vs 40.9), products of at least 2^24 multiply-adds, and B's transpose
@@ -200,7 +203,7 @@ export function relayout(
 ): boolean {
   if (dev.gemm.form !== "blocked" || (transB && !transA) || k % 4 !== 0) return false;
   if (!transA && !transB && k <= 1024) return false;
-  if (transA && !transB && m < 8192) return false;
+  if (transA && !transB && m < 8192 && k <= 1024) return false;
   if (n < 128 || m * n * k < 2 ** 24) return false;
   if (!transB && m < 48 && k < 2048) return false;
   // The transposes run one row of their input (B [K, N], A [K, M]) per workgroup row.

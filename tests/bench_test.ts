@@ -62,7 +62,11 @@ Deno.test(
       assert.equal(typeof out.adapter, "string");
       assert.equal(typeof out.fallback, "boolean");
       const mm = out.results.filter((r: { name: string }) => r.name === "matmul");
-      assert.equal(mm.length, 2, "one record per layout");
+      assert.equal(mm.length, 3, "one record per layout");
+      assert.deepEqual(
+        mm.map((r: { extra: { layout: string } }) => r.extra.layout),
+        ["x W^T (nt)", "A B (nn)", "A^T B (tn)"],
+      );
       for (const r of mm) {
         assert.deepEqual(r.shape, [64, 128, 96]);
         assert.ok(r.ms > 0 && r.gflops > 0, JSON.stringify(r));

@@ -267,7 +267,7 @@ Deno.test(
 );
 
 Deno.test(
-  "the blocked form turns long-K nn, tt and far-strided tn products into nt ones, with the same results",
+  "the blocked form turns long-K nn and tn, tt and far-strided tn products into nt ones, with the same results",
   gpuTest,
   async () => {
     const dev = await testDevice();
@@ -278,6 +278,8 @@ Deno.test(
       assert.ok(!relayout(dev, 512, 4864, 896, false, false), "nn, K <= 1024: nn16");
       assert.ok(relayout(dev, 8192, 896, 512, true, false), "tn, A's rows 32 KB apart");
       assert.ok(!relayout(dev, 4864, 896, 512, true, false), "tn: tn16");
+      assert.ok(relayout(dev, 896, 896, 4096, true, false), "tn, long K (a larger batch)");
+      assert.ok(!relayout(dev, 896, 896, 1024, true, false), "tn, K <= 1024: tn16");
       assert.ok(relayout(dev, 512, 896, 4864, true, true), "tt");
       assert.ok(!relayout(dev, 512, 896, 4864, false, true), "nt stays");
       assert.ok(!relayout(dev, 480, 64, 8192, false, false), "narrow output stays");
@@ -290,7 +292,7 @@ Deno.test(
       const [m, k, n] = [70, 1032, 236]; // 17M multiply-adds, N >= 128, M >= 48: turned
       const a = rng.normals(m * k), b = rng.normals(k * n), bias = rng.normals(n);
       const c0 = rng.normals(m * n);
-      for (const [transA, transB] of [[false, false], [true, true]]) {
+      for (const [transA, transB] of [[false, false], [true, false], [true, true]]) {
         assert.ok(relayout(dev, m, n, k, transA, transB));
         const ta = dev.upload("a", a, transA ? [k, m] : [m, k]);
         const tb = dev.upload("b", b, transB ? [n, k] : [k, n]);
