@@ -384,9 +384,13 @@ export function memoryPlan(
   // Transient work buffers, one set alive at a time: the LM head's forward chunk of logits
   // [tokens, 8192]; its backward chunk [tokens, 4096] with, on llvmpipe, the transposed copy of
   // the chunk of W that dhidden's product runs through; and a layer's backward product turned
-  // the same way (dx = dy W with K = the MLP width: a copy of the weight).
+  // the same way (dx = dy W with K = the MLP width: a copy of the weight); and over more than
+  // 1024 tokens, the weight gradients turned too (copies of both operands: the MLP's [tokens,
+  // f + d]; the LM head's [tokens, 4096 + d] beside its chunk).
   const v = cfg.vocabSize, c = Math.min(4096, v);
-  const transient = 4 * Math.max(tokens * Math.min(8192, v), tokens * c + c * d, f * d);
+  const turned = tokens > 1024 ? tokens * Math.max(f + d, 2 * c + d) : 0;
+  const transient = 4 *
+    Math.max(tokens * Math.min(8192, v), tokens * c + c * d, f * d, turned);
   const plan = {
     weights: p * 4,
     gradients: p * 4,
