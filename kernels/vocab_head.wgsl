@@ -3,12 +3,14 @@
 // gemm.wgsl into a scratch buffer; these kernels fold each chunk into per-row running state, so
 // no [N, V] tensor ever exists.
 //
-// state [N] of vec4f: (m = running max, s = sum exp(z - m), e = sum exp(z - m) * z, t = target
-// logit). Entry points:
+// state [N] of vec4f: (m = running max, s = sum exp(z - m), e = sum exp(z - m) * (z - m), t =
+// target logit). e sums terms of one sign (z - m <= 0), so the entropy log(s) - e / s is the
+// sum of two non-negative parts: no cancellation, where a sum of exp(z - m) * z over logits of
+// both signs lost up to 4e-4 of it at d = 128. Entry points:
 //   fold     one invocation per row: online max / sum-exp / entropy sum over the chunk's C
 //            logits in increasing id order, picks up the target's logit. Bindings: 0 P,
 //            1 s, 2 targets, 3 state.
-//   finish   lse = m + log(s); logp = t - lse (0 without a target); entropy = lse - e / s.
+//   finish   lse = m + log(s); logp = t - lse (0 without a target); entropy = log(s) - e / s.
 //            Bindings: 0 P, 2 targets, 3 state, 4 logp, 5 lse, 6 entropy.
 //   dlogits  in place on the recomputed chunk: s[n, j] = dlogp[n] * (1[v0 + j = target] -
 //            exp(s - lse[n])), 0 for rows without a target. One invocation per element.
@@ -50,16 +52,17 @@ fn fold(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   var cm = -3.0e38;
   for (var j = 0u; j < p.c; j++) { cm = max(cm, s[base + j]); }
   if (cm > m) {
+    // Re-centre on the new max: sum w (z - cm) = r (e + (m - cm) sum), both terms <= 0.
     let r = exp(m - cm);
+    e = r * (e + (m - cm) * sum);
     sum *= r;
-    e *= r;
     m = cm;
   }
   for (var j = 0u; j < p.c; j++) {
-    let z = s[base + j];
-    let w = exp(z - m);
+    let zm = s[base + j] - m;
+    let w = exp(zm);
     sum += w;
-    e += w * z;
+    e += w * zm;
   }
   var t = st.w;
   let tg = targets[row];
@@ -75,7 +78,7 @@ fn finish(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
   let l = st.x + log(st.y);
   lse_out[row] = l;
   if (targets[row] == NO_TARGET) { logp[row] = 0.0; } else { logp[row] = st.w - l; }
-  entropy[row] = l - st.z / st.y;
+  entropy[row] = log(st.y) - st.z / st.y;
 }
 
 @compute @workgroup_size(64)
