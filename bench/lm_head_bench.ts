@@ -15,7 +15,7 @@ import { params } from "../engine/device.ts";
 import { matmul } from "../engine/gemm.ts";
 import { Rng } from "../engine/rng.ts";
 import type { Tensor } from "../engine/tensor.ts";
-import { lmHeadBackward, lmHeadForward } from "../engine/vocab_head.ts";
+import { foldLogits, lmHeadBackward, lmHeadForward } from "../engine/vocab_head.ts";
 import { type Bench, type BenchResult, interleaved } from "./harness.ts";
 
 /** Full logits in column blocks of `block` vocabulary rows, all alive at once, then softmax. */
@@ -39,12 +39,12 @@ function naive(
     logits.push(t);
   }
   const state = dev.empty("naive.state", [n, 4]);
+  let v0 = 0;
+  for (const t of logits) {
+    foldLogits(dev, t, targets, state, n, t.shape[1], v0, v0 === 0);
+    v0 += t.shape[1];
+  }
   const grid = dev.grid(Math.ceil(n / 64));
-  logits.forEach((t, i) => {
-    const c = t.shape[1];
-    const p = params().u32(n).u32(c).u32(i * block).u32(i === 0 ? 1 : 0);
-    dev.dispatch(dev.kernel("vocab_head", "fold"), [p, t, targets, state], grid);
-  });
   const p = params().u32(n).u32(0).u32(0).u32(0);
   dev.dispatch(
     dev.kernel("vocab_head", "finish"),

@@ -3,11 +3,12 @@
  * [N, d] and the vocabulary matrix W [V, d], per row logp(target), logsumexp and entropy, and the
  * backward to d hidden and dW, streaming W in chunks of rows (the 151936 x 896 fp32 matrix is
  * 544 MB, more than one 128 MiB binding). Memory beyond inputs and outputs: one [N, C] chunk of
- * logits (C = chunk rows) and [N] x 16 bytes of running state; never [N, V].
+ * logits (C = chunk rows; the forward on llvmpipe skips it, see `lmHeadForward`), partial
+ * softmax states [N, C / 16] x 16 bytes and [N] x 16 bytes of running state; never [N, V].
  * CPU reference: engine/vocab_head_ref.ts.
  */
-import { type Device, params } from "./device.ts";
-import { matmul } from "./gemm.ts";
+import { type Binding, type Device, params } from "./device.ts";
+import { blockedEntry, matmul } from "./gemm.ts";
 import { formatShape, type Tensor } from "./tensor.ts";
 
 export interface HeadForwardArgs {
@@ -19,6 +20,11 @@ export interface HeadForwardArgs {
   entropy?: Tensor; // [N] written when given
   /** Vocabulary rows per chunk (a multiple of 64; default 8192, capped by the binding size). */
   chunkRows?: number;
+  /**
+   * Let the product fold its logits straight into partial states where it can (default true;
+   * see `lmHeadForward`). False stores each chunk of logits first; the results are the same.
+   */
+  fuse?: boolean;
 }
 
 export interface HeadBackwardArgs {
@@ -35,6 +41,8 @@ export interface HeadBackwardArgs {
   dweight: Tensor;
   accumulateHidden?: boolean;
   chunkRows?: number;
+  /** As in the forward: false stores the logits and turns them into dlogits in a second pass. */
+  fuse?: boolean;
 }
 
 function dimsOf(
@@ -90,7 +98,70 @@ function chunkOf(dev: Device, n: number, d: number, v: number, requested?: numbe
   return Math.min(c, Math.ceil(v / 64) * 64);
 }
 
-/** Forward: logp, lse (and entropy) per row. Records work; nothing is submitted. */
+/** Whether a chunk's product [n, d] x [cc, d]^T runs in gemm_nt16, whose epilogues fuse. */
+function fusable(dev: Device, n: number, cc: number, d: number): boolean {
+  return dev.gemm.form === "blocked" && d % 4 === 0 &&
+    blockedEntry(n, cc, d, false, true)[0] === "gemm_nt16";
+}
+
+/** gemm.wgsl's P for C [n, cc] = A [n, d] B [cc, d]^T. */
+function ntParams(n: number, cc: number, d: number) {
+  return params().u32(n).u32(cc).u32(d).u32(0).u32(d).u32(1).u32(1).u32(d);
+}
+
+/**
+ * Folds a stored chunk of logits [n, cc] (vocabulary ids v0 ..) into the running state [n, 4]:
+ * partial states of 16 logits each, then merged per row in id order (`first` starts the state).
+ * `parts` (at least n * ceil(cc / 16) vec4) is taken from the pool when not given.
+ */
+export function foldLogits(
+  dev: Device,
+  logits: Binding,
+  targets: Tensor<"u32">,
+  state: Tensor,
+  n: number,
+  cc: number,
+  v0: number,
+  first: boolean,
+  scratchParts?: Tensor,
+): void {
+  const parts = scratchParts ?? dev.empty("lm_head.parts", [n * Math.ceil(cc / 16), 4]);
+  const p = params().u32(n).u32(cc).u32(v0).u32(first ? 1 : 0);
+  dev.dispatch(
+    dev.kernel("vocab_head", "part16"),
+    [p, logits, targets, undefined, undefined, undefined, undefined, undefined, parts],
+    dev.grid(Math.ceil((n * Math.ceil(cc / 16)) / 64)),
+  );
+  merge(dev, parts, targets, state, n, cc, v0, first);
+  if (!scratchParts) parts.dispose();
+}
+
+function merge(
+  dev: Device,
+  parts: Tensor,
+  targets: Tensor<"u32">,
+  state: Tensor,
+  n: number,
+  cc: number,
+  v0: number,
+  first: boolean,
+): void {
+  const p = params().u32(n).u32(cc).u32(v0).u32(first ? 1 : 0);
+  const b: (Binding | undefined)[] = [p, undefined, targets, state];
+  b[9] = parts;
+  dev.dispatch(dev.kernel("vocab_head", "merge"), b, dev.grid(Math.ceil(n / 64)));
+}
+
+/**
+ * Forward: logp, lse (and entropy) per row. Records work; nothing is submitted.
+ *
+ * Each chunk's logits are folded into partial softmax states of 16 logits, merged per row in
+ * id order. With the blocked matmul (llvmpipe) and chunks wide enough for its 16 x 16 blocks,
+ * gemm_nt16_fold makes the partials from the product's registers, so the logits are never
+ * stored nor read back: at [1024, 64, 151936] (the default model) 785 instead of 1403 ms there,
+ * holding 8 instead of 40 MiB; at [512, 896, 151936] 4.2 instead of 5.0 s, 4 instead of 20 MiB.
+ * Otherwise the chunk is stored and part16 reads it; both give the same bits.
+ */
 export function lmHeadForward(dev: Device, a: HeadForwardArgs): void {
   const op = "lmHeadForward";
   const [n, d, v] = dimsOf(op, a.hidden, a.weight, a.targets);
@@ -99,31 +170,46 @@ export function lmHeadForward(dev: Device, a: HeadForwardArgs): void {
   if (a.entropy) vec(op, a.entropy, n, "entropy");
   if (n === 0) return;
   const c = chunkOf(dev, n, d, v, a.chunkRows);
-  const scratch = dev.empty("lm_head.logits_chunk", [n, c]);
+  let scratch: Tensor | undefined;
+  const parts = dev.empty("lm_head.parts", [n * Math.ceil(c / 16), 4]);
   const state = dev.empty("lm_head.state", [n, 4]);
-  const rowsGrid = dev.grid(Math.ceil(n / 64));
   for (let v0 = 0; v0 < v; v0 += c) {
     const cc = Math.min(c, v - v0);
-    const sView = { ...scratch.slice(0, n * cc), shape: [n, cc] };
-    matmul(dev, a.hidden, a.weight.rows(v0, cc), sView, { transB: true });
-    const p = params().u32(n).u32(cc).u32(v0).u32(v0 === 0 ? 1 : 0);
-    dev.dispatch(dev.kernel("vocab_head", "fold"), [p, sView, a.targets, state], rowsGrid);
+    const wc = a.weight.rows(v0, cc);
+    if (a.fuse !== false && fusable(dev, n, cc, d)) {
+      const q = params().u32(v0).u32(Math.ceil(cc / 16)).u32(0).u32(0);
+      dev.dispatch(
+        dev.kernel("gemm", "gemm_nt16_fold"),
+        [ntParams(n, cc, d), a.hidden, wc, undefined, undefined, q, a.targets, parts],
+        [Math.ceil(cc / 128), Math.ceil(n / 64)],
+      );
+      merge(dev, parts, a.targets, state, n, cc, v0, v0 === 0);
+    } else {
+      scratch ??= dev.empty("lm_head.logits_chunk", [n, c]);
+      const sView = { ...scratch.slice(0, n * cc), shape: [n, cc] };
+      matmul(dev, a.hidden, wc, sView, { transB: true });
+      foldLogits(dev, sView, a.targets, state, n, cc, v0, v0 === 0, parts);
+    }
   }
   const ent = a.entropy ?? dev.empty("lm_head.entropy_unused", [n]);
   const p = params().u32(n).u32(0).u32(0).u32(0);
   dev.dispatch(
     dev.kernel("vocab_head", "finish"),
     [p, undefined, a.targets, state, a.logp, a.lse, ent],
-    rowsGrid,
+    dev.grid(Math.ceil(n / 64)),
   );
   if (!a.entropy) ent.dispose();
-  scratch.dispose();
+  scratch?.dispose();
+  parts.dispose();
   state.dispose();
 }
 
 /**
  * Backward from dlogp: dlogits = dlogp * (onehot(target) - softmax), recomputed chunk by chunk;
- * dhidden = dlogits W, dW += dlogits^T hidden (each in a fixed order: deterministic).
+ * dhidden = dlogits W, dW += dlogits^T hidden (each in a fixed order: deterministic). Where the
+ * forward fuses, the product stores dlogits directly (gemm_nt16_dlogits) instead of logits that
+ * a second pass turns into dlogits; the bits are the same ([1024, 64, 151936] 2.9 instead of
+ * 3.9 s on llvmpipe; a chunk at [512, 896, 4096] 119 instead of 147 ms).
  */
 export function lmHeadBackward(dev: Device, a: HeadBackwardArgs): void {
   const op = "lmHeadBackward";
@@ -144,13 +230,25 @@ export function lmHeadBackward(dev: Device, a: HeadBackwardArgs): void {
     const cc = Math.min(c, v - v0);
     const sView = { ...scratch.slice(0, n * cc), shape: [n, cc] };
     const wc = a.weight.rows(v0, cc);
-    matmul(dev, a.hidden, wc, sView, { transB: true });
-    const p = params().u32(n).u32(cc).u32(v0).u32(0);
-    dev.dispatch(
-      dev.kernel("vocab_head", "dlogits"),
-      [p, sView, a.targets, undefined, undefined, a.lse, undefined, a.dlogp],
-      dev.grid(Math.ceil((n * cc) / 64)),
-    );
+    if (a.fuse !== false && fusable(dev, n, cc, d)) {
+      const q = params().u32(v0).u32(0).u32(0).u32(0);
+      const b: (Binding | undefined)[] = [ntParams(n, cc, d), a.hidden, wc, sView, undefined, q];
+      b[6] = a.targets;
+      b[8] = a.lse;
+      b[9] = a.dlogp;
+      dev.dispatch(dev.kernel("gemm", "gemm_nt16_dlogits"), b, [
+        Math.ceil(cc / 128),
+        Math.ceil(n / 64),
+      ]);
+    } else {
+      matmul(dev, a.hidden, wc, sView, { transB: true });
+      const p = params().u32(n).u32(cc).u32(v0).u32(0);
+      dev.dispatch(
+        dev.kernel("vocab_head", "dlogits"),
+        [p, sView, a.targets, undefined, undefined, a.lse, undefined, a.dlogp],
+        dev.grid(Math.ceil((n * cc) / 64)),
+      );
+    }
     matmul(dev, sView, wc, dh, { accumulate: v0 > 0 || !!a.accumulateHidden });
     matmul(dev, sView, a.hidden, dw.rows(v0, cc), { transA: true, accumulate: true });
   }

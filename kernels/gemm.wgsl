@@ -18,6 +18,9 @@
 //              gemm.ts blockedEntry); nt16 is 1.3-1.8x gemm_nt8 on llvmpipe at the model's
 //              shapes. Long-K "nn" products run faster as "nt" after a transpose (gemm.ts
 //              relayout decides).
+//   gemm_nt16_fold, gemm_nt16_dlogits: gemm_nt16 with the LM head's epilogues (engine/
+//              vocab_head.ts): each row's 16 logits become one partial softmax state instead of
+//              16 stores (forward), or are stored as dlogits (backward).
 //   gemm_any   scalar loads through strides, any layout and size (the fallback)
 //   sum_rows   out[n] (+)= sum_m x[m, n], one invocation per column, rows in order
 //   transpose  out [N, M] = x [M, N]^T (at the end of the file)
@@ -172,11 +175,9 @@ fn store_block(row0: u32, col0: u32, acc: array<array<vec4f, 4>, 16>) {
 // loads (each a loop over the SIMD lanes). The rows are written out one by one (acc[0] ..
 // acc[15], constant indices) rather than as a loop because a loop of this size is not unrolled,
 // and an array indexed by a loop counter would live in memory (a looped form ran at half speed).
-@compute @workgroup_size(8, 4)
-fn gemm_nt16(@builtin(global_invocation_id) gid: vec3u) {
-  let row0 = gid.y * 16u;
-  let col0 = gid.x * 16u;
-  if (row0 >= p.m || col0 >= p.n) { return; }
+// nt16_block computes the block at (row0, col0), both inside C; gemm_nt16 stores it and
+// gemm_nt16_fold (below) folds it into softmax state.
+fn nt16_block(row0: u32, col0: u32) -> array<array<vec4f, 4>, 16> {
   let k4 = p.k / 4u;
   var ra: array<u32, 16>;
   var rb: array<u32, 16>;
@@ -205,7 +206,137 @@ fn gemm_nt16(@builtin(global_invocation_id) gid: vec3u) {
     acc[14] = dots16(acc[14], a4[ra[14] + kk], &bv);
     acc[15] = dots16(acc[15], a4[ra[15] + kk], &bv);
   }
-  store_block(row0, col0, acc);
+  return acc;
+}
+
+@compute @workgroup_size(8, 4)
+fn gemm_nt16(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 16u;
+  let col0 = gid.x * 16u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  store_block(row0, col0, nt16_block(row0, col0));
+}
+
+// The softmax epilogue of the fused LM head (engine/vocab_head.ts): C is a chunk of logits,
+// hidden [M, K] x W[v0 : v0 + N]^T, and instead of storing a row's 16 logits of the block
+// gemm_nt16_fold folds them into one partial state parts[row * q.nb + col0 / 16] = (max, sum
+// exp(z - max), sum exp(z - max) (z - max), the target's logit if it lies in these columns, else
+// 0); columns past N are left out. kernels/vocab_head.wgsl merges the partials (and its part16
+// does the same arithmetic on stored logits, so the two paths give the same bits).
+// Bindings: 0 P, 1 A, 2 B, 5 Q, 6 targets [M] (u32), 7 parts (read_write).
+struct Q {
+  v0: u32, // vocabulary id of the chunk's first column
+  nb: u32, // partials per row: ceil(N / 16)
+  pad0: u32,
+  pad1: u32,
+}
+
+@group(0) @binding(5) var<uniform> q: Q;
+@group(0) @binding(6) var<storage, read> targets: array<u32>;
+@group(0) @binding(7) var<storage, read_write> parts: array<vec4f>;
+
+fn fold_row(row: u32, col0: u32, acc: array<vec4f, 4>) {
+  if (row >= p.m) { return; }
+  let tg = vec4u(targets[row]);
+  var z: array<vec4f, 4>;
+  var t = 0.0;
+  for (var j = 0u; j < 4u; j++) {
+    let col = vec4u(col0 + 4u * j) + vec4u(0u, 1u, 2u, 3u);
+    let inside = col < vec4u(p.n);
+    z[j] = select(vec4f(-3.0e38), acc[j], inside);
+    let hit = select(vec4f(0.0), acc[j], inside & (col + vec4u(q.v0) == tg));
+    t += (hit.x + hit.y) + (hit.z + hit.w);
+  }
+  let m4 = max(max(z[0], z[1]), max(z[2], z[3]));
+  let mx = max(max(m4.x, m4.y), max(m4.z, m4.w));
+  var s4 = vec4f(0.0);
+  var e4 = vec4f(0.0);
+  for (var j = 0u; j < 4u; j++) {
+    // Columns past the end weigh exactly 0 (and add 0 to e).
+    let inside = vec4u(col0 + 4u * j) + vec4u(0u, 1u, 2u, 3u) < vec4u(p.n);
+    let zm = select(vec4f(0.0), z[j] - vec4f(mx), inside);
+    let w = select(vec4f(0.0), exp(zm), inside);
+    s4 += w;
+    e4 += w * zm;
+  }
+  parts[row * q.nb + col0 / 16u] = vec4f(mx, (s4.x + s4.y) + (s4.z + s4.w), (e4.x + e4.y) + (e4.z + e4.w), t);
+}
+
+@compute @workgroup_size(8, 4)
+fn gemm_nt16_fold(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 16u;
+  let col0 = gid.x * 16u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  let acc = nt16_block(row0, col0);
+  fold_row(row0 + 0u, col0, acc[0]);
+  fold_row(row0 + 1u, col0, acc[1]);
+  fold_row(row0 + 2u, col0, acc[2]);
+  fold_row(row0 + 3u, col0, acc[3]);
+  fold_row(row0 + 4u, col0, acc[4]);
+  fold_row(row0 + 5u, col0, acc[5]);
+  fold_row(row0 + 6u, col0, acc[6]);
+  fold_row(row0 + 7u, col0, acc[7]);
+  fold_row(row0 + 8u, col0, acc[8]);
+  fold_row(row0 + 9u, col0, acc[9]);
+  fold_row(row0 + 10u, col0, acc[10]);
+  fold_row(row0 + 11u, col0, acc[11]);
+  fold_row(row0 + 12u, col0, acc[12]);
+  fold_row(row0 + 13u, col0, acc[13]);
+  fold_row(row0 + 14u, col0, acc[14]);
+  fold_row(row0 + 15u, col0, acc[15]);
+}
+
+// The backward's epilogue: the chunk of logits is recomputed and stored as dlogits, C[row, col]
+// = dlogp[row] (1[v0 + col = target] - exp(z - lse[row])), 0 for rows without a target (the
+// arithmetic of vocab_head.wgsl's dlogits, which does it in place on stored logits; same bits).
+// Bindings: 0 P, 1 A, 2 B, 3 C, 5 Q (nb unused), 6 targets, 8 lse [M], 9 dlogp [M].
+const NO_TARGET: u32 = 0xffffffffu;
+
+@group(0) @binding(8) var<storage, read> lse: array<f32>;
+@group(0) @binding(9) var<storage, read> dlogp: array<f32>;
+
+fn dlogits_row(row: u32, col0: u32, acc: array<vec4f, 4>) {
+  if (row >= p.m) { return; }
+  let tg = targets[row];
+  var g = array<vec4f, 4>();
+  if (tg != NO_TARGET) {
+    let d = dlogp[row];
+    let l = lse[row];
+    for (var j = 0u; j < 4u; j++) {
+      let col = vec4u(col0 + 4u * j + q.v0) + vec4u(0u, 1u, 2u, 3u);
+      let onehot = select(vec4f(0.0), vec4f(1.0), col == vec4u(tg));
+      g[j] = d * (onehot - exp(acc[j] - vec4f(l)));
+    }
+  }
+  for (var j = 0u; j < 16u; j++) {
+    let col = col0 + j;
+    if (col >= p.n) { break; }
+    c[row * p.n + col] = g[j / 4u][j % 4u];
+  }
+}
+
+@compute @workgroup_size(8, 4)
+fn gemm_nt16_dlogits(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 16u;
+  let col0 = gid.x * 16u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  let acc = nt16_block(row0, col0);
+  dlogits_row(row0 + 0u, col0, acc[0]);
+  dlogits_row(row0 + 1u, col0, acc[1]);
+  dlogits_row(row0 + 2u, col0, acc[2]);
+  dlogits_row(row0 + 3u, col0, acc[3]);
+  dlogits_row(row0 + 4u, col0, acc[4]);
+  dlogits_row(row0 + 5u, col0, acc[5]);
+  dlogits_row(row0 + 6u, col0, acc[6]);
+  dlogits_row(row0 + 7u, col0, acc[7]);
+  dlogits_row(row0 + 8u, col0, acc[8]);
+  dlogits_row(row0 + 9u, col0, acc[9]);
+  dlogits_row(row0 + 10u, col0, acc[10]);
+  dlogits_row(row0 + 11u, col0, acc[11]);
+  dlogits_row(row0 + 12u, col0, acc[12]);
+  dlogits_row(row0 + 13u, col0, acc[13]);
+  dlogits_row(row0 + 14u, col0, acc[14]);
+  dlogits_row(row0 + 15u, col0, acc[15]);
 }
 
 // One row of a 16 x 16 block from four k steps of "nn": bv holds rows k..k+3 of B's 16

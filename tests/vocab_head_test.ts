@@ -109,6 +109,81 @@ test("at N=64 d=128 in chunks of 2048 the blocked form turns dhidden's product, 
   return Promise.resolve();
 });
 
+test("the head's epilogues in the product give the same bits as the stored-logits passes", async (dev) => {
+  // 40 rows, chunks of 512 and a last one of 488 (not a multiple of 16): gemm_nt16_fold runs
+  // both in the blocked form; targets in the last 16 ids and in partial blocks, and rows
+  // without one.
+  const n = 40, d = 32, v = 1000, chunk = 512;
+  const x = problem(21, n, d, v);
+  x.targets.set([999, 995, 511, 512, 0, 984], 0);
+  const before = dev.gemm;
+  dev.gemm = { form: "blocked", wx: 16, wy: 16, bk: 16 };
+  try {
+    const h = dev.upload("hidden", x.hidden, [n, d]);
+    const w = dev.upload("weight", x.weight, [v, d]);
+    const t = dev.upload("targets", x.targets, [n], "u32");
+    const ref = lmHeadForwardRef(x.hidden, x.weight, x.targets, n, d, v);
+    const out: Float32Array[][] = [];
+    for (const fuse of [true, false]) {
+      const logp = dev.empty("logp", [n]), lse = dev.empty("lse", [n]), ent = dev.empty("e", [n]);
+      await dev.sync();
+      dev.trim();
+      const live = dev.memory.live;
+      dev.resetPeak();
+      lmHeadForward(dev, {
+        hidden: h,
+        weight: w,
+        targets: t,
+        logp,
+        lse,
+        entropy: ent,
+        chunkRows: chunk,
+        fuse,
+      });
+      await dev.sync();
+      const extra = dev.memory.peak - live;
+      // The stored path holds a chunk of logits; the fused one only partials and state.
+      const logits = n * chunk * 4;
+      assert.ok(fuse ? extra < logits : extra >= logits, `fuse=${fuse}: ${extra} bytes`);
+      const got = [await logp.read(), await lse.read(), await ent.read()];
+      assertClose(got[0], ref.logp, { atol: 2e-5, rtol: 1e-5, label: `logp fuse=${fuse}` });
+      assertClose(got[1], ref.lse, { atol: 2e-5, rtol: 1e-5, label: `lse fuse=${fuse}` });
+      assertClose(got[2], ref.entropy, { atol: 2e-5, rtol: 1e-5, label: `entropy fuse=${fuse}` });
+      out.push(got);
+    }
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual(new Uint32Array(out[0][i].buffer), new Uint32Array(out[1][i].buffer));
+    }
+    // The backward: dlogits straight from the product (gemm_nt16_dlogits) or in a second pass.
+    const lse = dev.upload("lse", out[0][1], [n]);
+    const dl = dev.upload("dlogp", x.dlogp, [n]);
+    const grads: Float32Array[][] = [];
+    for (const fuse of [true, false]) {
+      const dh = dev.empty("dh", [n, d]), dw = dev.zeros("dw", [v, d]);
+      lmHeadBackward(dev, {
+        hidden: h,
+        weight: w,
+        targets: t,
+        lse,
+        dlogp: dl,
+        dhidden: dh,
+        dweight: dw,
+        chunkRows: chunk,
+        fuse,
+      });
+      grads.push([await dh.read(), await dw.read()]);
+    }
+    const bref = lmHeadBackwardRef(x.hidden, x.weight, x.targets, x.dlogp, n, d, v);
+    assertClose(grads[0][0], bref.dhidden, { atol: 1e-5, rtol: 1e-4, label: "dhidden" });
+    assertClose(grads[0][1], bref.dweight, { atol: 1e-5, rtol: 1e-4, label: "dweight" });
+    for (let i = 0; i < 2; i++) {
+      assert.deepEqual(new Uint32Array(grads[0][i].buffer), new Uint32Array(grads[1][i].buffer));
+    }
+  } finally {
+    dev.gemm = before;
+  }
+});
+
 test("the CPU head backward matches finite differences of the CPU forward", () => {
   const n = 3, d = 4, v = 9;
   const x = problem(77, n, d, v);

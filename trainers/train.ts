@@ -382,15 +382,18 @@ export function memoryPlan(
   const q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim;
   const perLayer = tokens * (5 * d + 2 * q + 2 * kv + 3 * f + cfg.numHeads + 2) * 4;
   // Transient work buffers, one set alive at a time: the LM head's forward chunk of logits
-  // [tokens, 8192]; its backward chunk [tokens, 4096] with, on llvmpipe, the transposed copy of
+  // [tokens, 8192] with its partial softmax states (a quarter of its size; on llvmpipe the
+  // partials alone); its backward chunk [tokens, 4096] with, on llvmpipe, the transposed copy of
   // the chunk of W that dhidden's product runs through; and a layer's backward product turned
   // the same way (dx = dy W with K = the MLP width: a copy of the weight); and over more than
   // 1024 tokens, the weight gradients turned too (copies of both operands: the MLP's [tokens,
   // f + d]; the LM head's [tokens, 4096 + d] beside its chunk).
   const v = cfg.vocabSize, c = Math.min(4096, v);
   const turned = tokens > 1024 ? tokens * Math.max(f + d, 2 * c + d) : 0;
-  const transient = 4 *
-    Math.max(tokens * Math.min(8192, v), tokens * c + c * d, f * d, turned);
+  const transient = Math.max(
+    5 * tokens * Math.min(8192, v),
+    4 * Math.max(tokens * c + c * d, f * d, turned),
+  );
   const plan = {
     weights: p * 4,
     gradients: p * 4,
