@@ -205,8 +205,9 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
     );
   }
   // Logits layout (see the kernel header): 1 row x 8 columns per invocation for groups of 1 or
-  // 2 rows, 4 x 8 for more, and on llvmpipe 8 x 8 for 5 rows or more (timed there only; on a
-  // GPU its 64 vec4 accumulators would exceed a thread's registers); scalar when d % 4 != 0.
+  // 2 rows, 4 x 8 for more, and on llvmpipe 8 x 8 for 5 to 15 rows and 16 x 16 for 16 or more
+  // (timed there only; on a GPU 16 x 16's 64 vec4 accumulators would exceed a thread's
+  // registers); scalar when d % 4 != 0. The vec4 layouts give the same bits.
   const layout = (g: number): { entry: string; cols: number; rows: number } =>
     d % 4 !== 0
       ? { entry: "logits1", cols: 1, rows: 1 }
@@ -214,7 +215,9 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
       ? { entry: "logits1x8", cols: 8, rows: 1 }
       : g <= 4 || !dev.isFallback
       ? { entry: "logits4x8", cols: 8, rows: 4 }
-      : { entry: "logits8x8", cols: 8, rows: 8 };
+      : g < 16
+      ? { entry: "logits8x8", cols: 8, rows: 8 }
+      : { entry: "logits16x16", cols: 16, rows: 16 };
   const kSample = dev.kernel("sampling", "sample");
   const p = (g: number, row0: number, c0: number, cn: number) =>
     params().u32(g).u32(row0).u32(d).u32(vl).u32(c0).u32(cn).u32(topK < vl ? topK : 0)

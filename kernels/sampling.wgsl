@@ -5,21 +5,23 @@
 //              [c0, c0 + cn) of the LM head [V, d], bound as a slice (the 151936 x 896 fp32
 //              head is 544 MB, over the 128 MiB binding limit). One invocation computes 4 rows
 //              x 8 columns from vec4 loads, no workgroup memory; needs d % 4 == 0.
-//   logits8x8  the same for 8 rows x 8 columns (groups of 5 rows or more, on llvmpipe), with
-//              the same arithmetic per logit, so the same bits. On llvmpipe (V = 65536 at d =
-//              64, 32768 at d = 896, the two alternating in one process): R = 8, d = 64: 22.0
-//              vs 7.6 ms;
-//              R = 5, d = 64: 28.2 vs 21.1; R = 8, d = 896: 43.3 vs 33.9; R = 64, d = 896: 372
-//              vs 251; but R = 4, d = 896: 31.1 vs 51.1 (half its rows idle), so 4x8 keeps
-//              groups of 3 or 4.
+//   logits8x8  the same for 8 rows x 8 columns (groups of 5 to 15 rows, on llvmpipe).
+//   logits16x16  the same for 16 x 16 (groups of 16 rows or more, on llvmpipe).
 //   logits1x8  the same for 1 row x 8 columns (groups of 1 or 2 rows: no redundant rows).
+//              All four sum a logit as dot products of 4 k at a time in ascending k, so every
+//              layout gives the same bits. On llvmpipe (V = 151936, the same process
+//              alternating) against an earlier form that kept four partial sums per logit (a
+//              vec4 accumulator each): R = 100, d = 64: 8 x 8 174.5 ms before, 163.6 now,
+//              16 x 16 123.6; R = 16, d = 64: 38.9, 36.2, 27.8; R = 64, d = 896: 854, 755,
+//              566; R = 8, d = 64: 24.8, 23.5, 26.8 (so 8 x 8 keeps groups under 16);
+//              4 x 8 at R = 100, d = 64: 293.7 before, 232.2 now; 1 x 8 unchanged.
 //   logits1    one output per invocation, scalar loads, any d.
 //              bindings: 0 P, 1 hidden [R, d], 2 wc [cn, d], 3 z [rows, vl] (rw)
-//              Tried on llvmpipe (2 shared cores, d = 896, V = 65536, ms incl. the sample pass,
-//              noisy): R = 64: 4x4 1754, 4x8 836-1439, 8x8 1797; R = 8: 4x4 310, 4x8 184-232,
-//              8x8 143-200; R = 1: 4x4 164, 4x8 88-96, 1x8 54-73, 1x16 58. 4x8 won overall,
-//              1x8 for one or two rows. On a GPU these layouts read W uncoalesced (each lane
-//              its own row); a tiled workgroup form would suit it better.
+//              Earlier layouts tried on llvmpipe (d = 896, V = 65536, ms incl. the sample
+//              pass, noisy): R = 64: 4x4 1754, 4x8 836-1439, 8x8 1797; R = 8: 4x4 310, 4x8
+//              184-232, 8x8 143-200; R = 1: 4x4 164, 4x8 88-96, 1x8 54-73, 1x16 58. On a GPU
+//              these layouts read W uncoalesced (each lane its own row); a tiled workgroup
+//              form would suit it better.
 //   sample    one workgroup of WG lanes per row g. In the max, logsumexp and draw passes
 //             lane l owns the contiguous ids [l * blk, (l + 1) * blk) of [0, vl), so sums run
 //             in ascending id order (within a lane, then over lanes in lane 0); the search
@@ -81,24 +83,46 @@ struct P {
 @group(0) @binding(4) var<storage, read_write> tokens: array<u32>;
 @group(0) @binding(5) var<storage, read_write> logp: array<f32>;
 
-fn hsum(v: vec4f) -> f32 {
-  return (v.x + v.y) + (v.z + v.w);
+// Every vec4 layout computes a logit the same way, z = sum over k4 ascending of dot(h[k4],
+// w[k4]) (4 k at a time), so the layout never changes the bits. acc[j] holds 4 columns.
+
+// acc[j] += (dot(h, b[4j]), .., dot(h, b[4j + 3])) for the 8 (dots8) or 16 (dots16) columns
+// of one row.
+fn dots8(acc: array<vec4f, 2>, h: vec4f, b: ptr<function, array<vec4f, 8>>) -> array<vec4f, 2> {
+  var r = acc;
+  for (var j = 0u; j < 2u; j++) {
+    let q = 4u * j;
+    r[j] += vec4f(dot(h, (*b)[q]), dot(h, (*b)[q + 1u]), dot(h, (*b)[q + 2u]), dot(h, (*b)[q + 3u]));
+  }
+  return r;
 }
 
-// One group row r of the 4-row block: stores its 4 columns that exist.
-fn store4(r: u32, c: u32, a0: vec4f, a1: vec4f, a2: vec4f, a3: vec4f) {
+fn dots16(acc: array<vec4f, 4>, h: vec4f, b: ptr<function, array<vec4f, 16>>) -> array<vec4f, 4> {
+  var r = acc;
+  for (var j = 0u; j < 4u; j++) {
+    let q = 4u * j;
+    r[j] += vec4f(dot(h, (*b)[q]), dot(h, (*b)[q + 1u]), dot(h, (*b)[q + 2u]), dot(h, (*b)[q + 3u]));
+  }
+  return r;
+}
+
+// Group row r, chunk columns c .. c + 7 (store8) or c + 15 (store16): stores those that exist.
+fn store8(r: u32, c: u32, a: array<vec4f, 2>) {
   if (r >= p.rows) { return; }
   let o = r * p.vl + p.c0 + c;
-  z_out[o] = hsum(a0);
-  if (c + 1u < p.cn) { z_out[o + 1u] = hsum(a1); }
-  if (c + 2u < p.cn) { z_out[o + 2u] = hsum(a2); }
-  if (c + 3u < p.cn) { z_out[o + 3u] = hsum(a3); }
+  for (var q = 0u; q < 8u; q++) {
+    if (c + q >= p.cn) { return; }
+    z_out[o + q] = a[q / 4u][q % 4u];
+  }
 }
 
-// One group row r of an 8-column block: its columns that exist.
-fn store8(r: u32, c: u32, a: array<vec4f, 8>) {
-  store4(r, c, a[0], a[1], a[2], a[3]);
-  if (c + 4u < p.cn) { store4(r, c + 4u, a[4], a[5], a[6], a[7]); }
+fn store16(r: u32, c: u32, a: array<vec4f, 4>) {
+  if (r >= p.rows) { return; }
+  let o = r * p.vl + p.c0 + c;
+  for (var q = 0u; q < 16u; q++) {
+    if (c + q >= p.cn) { return; }
+    z_out[o + q] = a[q / 4u][q % 4u];
+  }
 }
 
 // 4 rows x 8 columns per invocation (x: 8-column blocks of the chunk, y: 4-row blocks of the
@@ -115,22 +139,17 @@ fn logits4x8(@builtin(global_invocation_id) gid: vec3u) {
   let x3 = (p.row0 + min(g + 3u, p.rows - 1u)) * d4;
   var y: array<u32, 8>;
   for (var j = 0u; j < 8u; j++) { y[j] = min(c + j, p.cn - 1u) * d4; }
-  var a0: array<vec4f, 8>;
-  var a1: array<vec4f, 8>;
-  var a2: array<vec4f, 8>;
-  var a3: array<vec4f, 8>;
+  var a0: array<vec4f, 2>;
+  var a1: array<vec4f, 2>;
+  var a2: array<vec4f, 2>;
+  var a3: array<vec4f, 2>;
+  var b: array<vec4f, 8>;
   for (var k = 0u; k < d4; k++) {
-    let h0 = h4[x0 + k];
-    let h1v = h4[x1 + k];
-    let h2 = h4[x2 + k];
-    let h3 = h4[x3 + k];
-    for (var j = 0u; j < 8u; j++) {
-      let b = w4[y[j] + k];
-      a0[j] += h0 * b;
-      a1[j] += h1v * b;
-      a2[j] += h2 * b;
-      a3[j] += h3 * b;
-    }
+    for (var j = 0u; j < 8u; j++) { b[j] = w4[y[j] + k]; }
+    a0 = dots8(a0, h4[x0 + k], &b);
+    a1 = dots8(a1, h4[x1 + k], &b);
+    a2 = dots8(a2, h4[x2 + k], &b);
+    a3 = dots8(a3, h4[x3 + k], &b);
   }
   store8(g, c, a0);
   store8(g + 1u, c, a1);
@@ -138,16 +157,9 @@ fn logits4x8(@builtin(global_invocation_id) gid: vec3u) {
   store8(g + 3u, c, a3);
 }
 
-// a[j] += h * b[j] for the 8 columns of one row (the same arithmetic as logits4x8's).
-fn fma8(a: array<vec4f, 8>, h: vec4f, b: ptr<function, array<vec4f, 8>>) -> array<vec4f, 8> {
-  var r = a;
-  for (var j = 0u; j < 8u; j++) { r[j] += h * (*b)[j]; }
-  return r;
-}
-
-// 8 rows x 8 columns per invocation, for groups of 5 rows or more (on llvmpipe): 16 vec4 loads per 64 vec4
-// multiply-adds (logits4x8: 12 per 32). The rows are written out one by one because a loop
-// over them would not be unrolled and its arrays would live in memory.
+// 8 rows x 8 columns per invocation, for groups of 5 to 15 rows (on llvmpipe). The rows are
+// written out one by one because a loop over them would not be unrolled and its arrays would
+// live in memory.
 @compute @workgroup_size(WG)
 fn logits8x8(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x * 8u;
@@ -160,34 +172,80 @@ fn logits8x8(@builtin(global_invocation_id) gid: vec3u) {
     x[i] = (p.row0 + min(g + i, p.rows - 1u)) * d4;
     y[i] = min(c + i, p.cn - 1u) * d4;
   }
-  var a0: array<vec4f, 8>;
-  var a1: array<vec4f, 8>;
-  var a2: array<vec4f, 8>;
-  var a3: array<vec4f, 8>;
-  var a4: array<vec4f, 8>;
-  var a5: array<vec4f, 8>;
-  var a6: array<vec4f, 8>;
-  var a7: array<vec4f, 8>;
+  var a: array<array<vec4f, 2>, 8>;
   var b: array<vec4f, 8>;
   for (var k = 0u; k < d4; k++) {
     for (var j = 0u; j < 8u; j++) { b[j] = w4[y[j] + k]; }
-    a0 = fma8(a0, h4[x[0] + k], &b);
-    a1 = fma8(a1, h4[x[1] + k], &b);
-    a2 = fma8(a2, h4[x[2] + k], &b);
-    a3 = fma8(a3, h4[x[3] + k], &b);
-    a4 = fma8(a4, h4[x[4] + k], &b);
-    a5 = fma8(a5, h4[x[5] + k], &b);
-    a6 = fma8(a6, h4[x[6] + k], &b);
-    a7 = fma8(a7, h4[x[7] + k], &b);
+    a[0] = dots8(a[0], h4[x[0] + k], &b);
+    a[1] = dots8(a[1], h4[x[1] + k], &b);
+    a[2] = dots8(a[2], h4[x[2] + k], &b);
+    a[3] = dots8(a[3], h4[x[3] + k], &b);
+    a[4] = dots8(a[4], h4[x[4] + k], &b);
+    a[5] = dots8(a[5], h4[x[5] + k], &b);
+    a[6] = dots8(a[6], h4[x[6] + k], &b);
+    a[7] = dots8(a[7], h4[x[7] + k], &b);
   }
-  store8(g + 0u, c, a0);
-  store8(g + 1u, c, a1);
-  store8(g + 2u, c, a2);
-  store8(g + 3u, c, a3);
-  store8(g + 4u, c, a4);
-  store8(g + 5u, c, a5);
-  store8(g + 6u, c, a6);
-  store8(g + 7u, c, a7);
+  store8(g + 0u, c, a[0]);
+  store8(g + 1u, c, a[1]);
+  store8(g + 2u, c, a[2]);
+  store8(g + 3u, c, a[3]);
+  store8(g + 4u, c, a[4]);
+  store8(g + 5u, c, a[5]);
+  store8(g + 6u, c, a[6]);
+  store8(g + 7u, c, a[7]);
+}
+
+// 16 rows x 16 columns per invocation, for groups of 16 rows or more (on llvmpipe): 32 vec4
+// loads per 256 dot products (8 x 8: 16 per 64).
+@compute @workgroup_size(WG)
+fn logits16x16(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x * 16u;
+  let g = gid.y * 16u;
+  if (c >= p.cn || g >= p.rows) { return; }
+  let d4 = p.d / 4u;
+  var x: array<u32, 16>;
+  var y: array<u32, 16>;
+  for (var i = 0u; i < 16u; i++) {
+    x[i] = (p.row0 + min(g + i, p.rows - 1u)) * d4;
+    y[i] = min(c + i, p.cn - 1u) * d4;
+  }
+  var a: array<array<vec4f, 4>, 16>;
+  var b: array<vec4f, 16>;
+  for (var k = 0u; k < d4; k++) {
+    for (var j = 0u; j < 16u; j++) { b[j] = w4[y[j] + k]; }
+    a[0] = dots16(a[0], h4[x[0] + k], &b);
+    a[1] = dots16(a[1], h4[x[1] + k], &b);
+    a[2] = dots16(a[2], h4[x[2] + k], &b);
+    a[3] = dots16(a[3], h4[x[3] + k], &b);
+    a[4] = dots16(a[4], h4[x[4] + k], &b);
+    a[5] = dots16(a[5], h4[x[5] + k], &b);
+    a[6] = dots16(a[6], h4[x[6] + k], &b);
+    a[7] = dots16(a[7], h4[x[7] + k], &b);
+    a[8] = dots16(a[8], h4[x[8] + k], &b);
+    a[9] = dots16(a[9], h4[x[9] + k], &b);
+    a[10] = dots16(a[10], h4[x[10] + k], &b);
+    a[11] = dots16(a[11], h4[x[11] + k], &b);
+    a[12] = dots16(a[12], h4[x[12] + k], &b);
+    a[13] = dots16(a[13], h4[x[13] + k], &b);
+    a[14] = dots16(a[14], h4[x[14] + k], &b);
+    a[15] = dots16(a[15], h4[x[15] + k], &b);
+  }
+  store16(g + 0u, c, a[0]);
+  store16(g + 1u, c, a[1]);
+  store16(g + 2u, c, a[2]);
+  store16(g + 3u, c, a[3]);
+  store16(g + 4u, c, a[4]);
+  store16(g + 5u, c, a[5]);
+  store16(g + 6u, c, a[6]);
+  store16(g + 7u, c, a[7]);
+  store16(g + 8u, c, a[8]);
+  store16(g + 9u, c, a[9]);
+  store16(g + 10u, c, a[10]);
+  store16(g + 11u, c, a[11]);
+  store16(g + 12u, c, a[12]);
+  store16(g + 13u, c, a[13]);
+  store16(g + 14u, c, a[14]);
+  store16(g + 15u, c, a[15]);
 }
 
 // 1 row x 8 columns per invocation, for groups of 1 or 2 rows (x: 8-column blocks, y: rows).
@@ -200,10 +258,11 @@ fn logits1x8(@builtin(global_invocation_id) gid: vec3u) {
   let x0 = (p.row0 + g) * d4;
   var y: array<u32, 8>;
   for (var j = 0u; j < 8u; j++) { y[j] = min(c + j, p.cn - 1u) * d4; }
-  var a: array<vec4f, 8>;
+  var a: array<vec4f, 2>;
+  var b: array<vec4f, 8>;
   for (var k = 0u; k < d4; k++) {
-    let h0 = h4[x0 + k];
-    for (var j = 0u; j < 8u; j++) { a[j] += h0 * w4[y[j] + k]; }
+    for (var j = 0u; j < 8u; j++) { b[j] = w4[y[j] + k]; }
+    a = dots8(a, h4[x0 + k], &b);
   }
   store8(g, c, a);
 }

@@ -103,7 +103,7 @@ function compareTokens(got: Uint32Array, r: ReturnType<typeof ref>, label: strin
 
 // (rows, d, V): the 1 x 8 logits layout (2 rows), the 4 x 8 layout with partly filled blocks,
 // the scalar path (d % 4 != 0), the 8 x 8 layout with partly filled blocks (13 rows, 90 ids),
-// and 64 rows over a 1000-id vocabulary (8 x 8).
+// and 64 rows over a 1000-id vocabulary (16 x 16 on llvmpipe).
 const SHAPES: [number, number, number][] = [
   [2, 16, 50],
   [3, 16, 50],
@@ -341,16 +341,18 @@ Deno.test(
   async () => {
     const dev = await testDevice();
     const rng = new Rng(28);
-    for (const [rows, d, vocab] of [[7, 32, 333], [5, 18, 250]]) {
+    for (const [rows, d, vocab] of [[20, 32, 333], [5, 18, 250]]) {
       const c = makeCase(dev, rng, rows, d, vocab);
       const o = { temperature: 0.8, topK: 20, topP: 0.9, seed: 77, counter: 5 };
       const [t0, l0] = await run(dev, c, o);
       // d = 32: 2-row alignment steps, so 8-row chunks (42 of them); d = 18: 32-row steps. At
-      // d = 32 the three runs use the 8 x 8, 4 x 8 and 1 x 8 logits layouts.
+      // d = 32 on llvmpipe the four runs use the 16 x 16, 4 x 8, 1 x 8 and 8 x 8 layouts.
       const [t1, l1] = await run(dev, c, { ...o, chunkRows: 8, groupRows: 3 });
       const scratch = dev.empty("scratch", [samplingScratchElements(dev, rows, vocab, 2)]);
       const [t2, l2] = await run(dev, c, { ...o, chunkRows: 1, groupRows: 2, scratch });
-      for (const [t, l, what] of [[t1, l1, "chunks"], [t2, l2, "scratch"]] as const) {
+      const [t3, l3] = await run(dev, c, { ...o, groupRows: 7 });
+      const runs = [[t1, l1, "chunks"], [t2, l2, "scratch"], [t3, l3, "groups of 7"]] as const;
+      for (const [t, l, what] of runs) {
         assertSameBits(t, t0, `tokens ${what} d=${d}`);
         assertSameBits(l, l0, `logp ${what} d=${d}`);
       }
