@@ -27,7 +27,8 @@
 //             in ascending id order (within a lane, then over lanes in lane 0); the search
 //             rounds visit ids l, l + WG, ... (counts, and sums that need only a fixed order).
 //             Every reduction has a fixed order, so results are bit-reproducible:
-//               1. m = max z, argmax (lowest id on ties); lse = m + log sum exp(z - m).
+//               1. m = max z, argmax (lowest id on ties); lse = m + log sum exp(z - m), in
+//                  one pass over the logits (each lane's sum rescaled as its max grows).
 //               2. temperature 0: token = argmax. Otherwise weights w = exp((z - m) / T):
 //               3. top-k: the k-th largest logit t_k, found by a 16-way search over the
 //                  order-preserving u32 key of the fp32 logit (largest key t with
@@ -402,12 +403,24 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   let lo = min(lid * blk, p.vl);
   let hi = min(lo + blk, p.vl);
 
-  // 1. max and argmax (strict > in ascending order keeps the lowest id)
+  // 1. max, argmax (strict > in ascending order keeps the lowest id) and sum exp(z - max) in
+  // one pass: the lane's sum is rescaled whenever its max grows, then to the row's max.
   var bv = -3.4028235e38;
   var bi = 0xffffffffu;
+  var se = 0.0;
   for (var v = lo; v < hi; v++) {
     let x = z[base + v];
-    if (bi == 0xffffffffu || x > bv) { bv = x; bi = v; }
+    if (bi == 0xffffffffu) {
+      bv = x;
+      bi = v;
+      se = 1.0;
+    } else if (x > bv) {
+      se = se * exp(bv - x) + 1.0;
+      bv = x;
+      bi = v;
+    } else {
+      se += exp(x - bv);
+    }
   }
   part_f[lid] = bv;
   part_u[lid] = bi;
@@ -423,9 +436,9 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   }
   let m = workgroupUniformLoad(&bc_f);
   let amax = workgroupUniformLoad(&bc_u);
-  var se = 0.0;
-  for (var v = lo; v < hi; v++) { se += exp(z[base + v] - m); }
-  let lse = m + log(sum_f(lid, se));
+  var own = 0.0;
+  if (bi != 0xffffffffu) { own = se * exp(bv - m); }
+  let lse = m + log(sum_f(lid, own));
 
   if (p.temperature == 0.0) {
     if (lid == 0u) {
