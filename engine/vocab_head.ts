@@ -112,7 +112,8 @@ function ntParams(n: number, cc: number, d: number) {
 /**
  * Folds a stored chunk of logits [n, cc] (vocabulary ids v0 ..) into the running state [n, 4]:
  * partial states of 16 logits each, then merged per row in id order (`first` starts the state).
- * `parts` (at least n * ceil(cc / 16) vec4) is taken from the pool when not given.
+ * `scratchParts` (at least n * ceil(cc / 16) vec4) holds the partials; taken from the pool when
+ * not given.
  */
 export function foldLogits(
   dev: Device,

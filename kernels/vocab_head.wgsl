@@ -1,7 +1,8 @@
 // vocab_head.wgsl: the softmax side of the fused LM head + log-softmax (engine/vocab_head.ts).
 // The logits of one vocabulary chunk, s [N, C] = hidden [N, d] x W[v0 : v0 + C]^T, come from
-// gemm.wgsl into a scratch buffer; these kernels fold each chunk into per-row running state, so
-// no [N, V] tensor ever exists.
+// gemm.wgsl into a scratch buffer (or, with gemm_nt16_fold on llvmpipe, straight into partial
+// states); these kernels fold each chunk into per-row running state, so no [N, V] tensor ever
+// exists.
 //
 // state [N] of vec4f: (m = running max, s = sum exp(z - m), e = sum exp(z - m) * (z - m), t =
 // target logit). e sums terms of one sign (z - m <= 0), so the entropy log(s) - e / s is the
