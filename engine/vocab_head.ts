@@ -126,12 +126,14 @@ export function foldLogits(
   first: boolean,
   scratchParts?: Tensor,
 ): void {
-  const parts = scratchParts ?? dev.empty("lm_head.parts", [n * Math.ceil(cc / 16), 4]);
-  const p = params().u32(n).u32(cc).u32(v0).u32(first ? 1 : 0);
+  const nb = Math.ceil(cc / 16);
+  const parts = scratchParts ?? dev.empty("lm_head.parts", [n * nb, 4]);
+  const p = params().u32(n).u32(cc).u32(0).u32(0).u32(0).u32(0).u32(0).u32(0);
+  const q = params().u32(v0).u32(nb).u32(0).u32(0);
   dev.dispatch(
-    dev.kernel("vocab_head", "part16"),
-    [p, logits, targets, undefined, undefined, undefined, undefined, undefined, parts],
-    dev.grid(Math.ceil((n * Math.ceil(cc / 16)) / 64)),
+    dev.kernel("gemm", "fold_part16"),
+    [p, logits, undefined, undefined, undefined, q, targets, parts],
+    dev.grid(Math.ceil((n * nb) / 64)),
   );
   merge(dev, parts, targets, state, n, cc, v0, first);
   if (!scratchParts) parts.dispose();
@@ -161,7 +163,7 @@ function merge(
  * gemm_nt16_fold makes the partials from the product's registers, so the logits are never
  * stored nor read back: at [1024, 64, 151936] (the default model) 785 instead of 1403 ms there,
  * holding 8 instead of 40 MiB; at [512, 896, 151936] 4.2 instead of 5.0 s, 4 instead of 20 MiB.
- * Otherwise the chunk is stored and part16 reads it; both give the same bits.
+ * Otherwise the chunk is stored and fold_part16 reads it; both give the same bits.
  */
 export function lmHeadForward(dev: Device, a: HeadForwardArgs): void {
   const op = "lmHeadForward";
@@ -243,12 +245,11 @@ export function lmHeadBackward(dev: Device, a: HeadBackwardArgs): void {
       ]);
     } else {
       matmul(dev, a.hidden, wc, sView, { transB: true });
-      const p = params().u32(n).u32(cc).u32(v0).u32(0);
-      dev.dispatch(
-        dev.kernel("vocab_head", "dlogits"),
-        [p, sView, a.targets, undefined, undefined, a.lse, undefined, a.dlogp],
-        dev.grid(Math.ceil((n * cc) / 64)),
-      );
+      const nb = Math.ceil(cc / 16);
+      const p = params().u32(n).u32(cc).u32(0).u32(0).u32(0).u32(0).u32(0).u32(0);
+      const b: (Binding | undefined)[] = [p, undefined, undefined, sView, undefined];
+      b.push(params().u32(v0).u32(nb).u32(0).u32(0), a.targets, undefined, a.lse, a.dlogp);
+      dev.dispatch(dev.kernel("gemm", "dlogits16"), b, dev.grid(Math.ceil((n * nb) / 64)));
     }
     matmul(dev, sView, wc, dh, { accumulate: v0 > 0 || !!a.accumulateHidden });
     matmul(dev, sView, a.hidden, dw.rows(v0, cc), { transA: true, accumulate: true });

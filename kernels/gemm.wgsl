@@ -21,6 +21,8 @@
 //   gemm_nt16_fold, gemm_nt16_dlogits: gemm_nt16 with the LM head's epilogues (engine/
 //              vocab_head.ts): each row's 16 logits become one partial softmax state instead of
 //              16 stores (forward), or are stored as dlogits (backward).
+//   fold_part16, dlogits16: the two epilogues on stored logits (the same functions, the same
+//              bits), where the product ran in another kernel.
 //   gemm_any   scalar loads through strides, any layout and size (the fallback)
 //   sum_rows   out[n] (+)= sum_m x[m, n], one invocation per column, rows in order
 //   transpose  out [N, M] = x [M, N]^T (at the end of the file)
@@ -221,9 +223,11 @@ fn gemm_nt16(@builtin(global_invocation_id) gid: vec3u) {
 // hidden [M, K] x W[v0 : v0 + N]^T, and instead of storing a row's 16 logits of the block
 // gemm_nt16_fold folds them into one partial state parts[row * q.nb + col0 / 16] = (max, sum
 // exp(z - max), sum exp(z - max) (z - max), the target's logit if it lies in these columns, else
-// 0); columns past N are left out. kernels/vocab_head.wgsl merges the partials (and its part16
-// does the same arithmetic on stored logits, so the two paths give the same bits).
-// Bindings: 0 P, 1 A, 2 B, 5 Q, 6 targets [M] (u32), 7 parts (read_write).
+// 0); columns past N are left out. fold_part16 makes the same partials from stored logits
+// (where the product ran elsewhere) through the same function, partial16, so both paths give
+// the same bits; kernels/vocab_head.wgsl merges them.
+// Bindings: 0 P, 1 A, 2 B, 5 Q, 6 targets [M] (u32), 7 parts (read_write); fold_part16 binds
+// the stored logits [M, N] as A (binding 1) and no B.
 struct Q {
   v0: u32, // vocabulary id of the chunk's first column
   nb: u32, // partials per row: ceil(N / 16)
@@ -235,16 +239,15 @@ struct Q {
 @group(0) @binding(6) var<storage, read> targets: array<u32>;
 @group(0) @binding(7) var<storage, read_write> parts: array<vec4f>;
 
-fn fold_row(row: u32, col0: u32, acc: array<vec4f, 4>) {
-  if (row >= p.m) { return; }
-  let tg = vec4u(targets[row]);
+// The partial state of logits acc (columns col0 .. col0 + 15 of a row whose target is tg).
+fn partial16(col0: u32, tg: u32, acc: array<vec4f, 4>) -> vec4f {
   var z: array<vec4f, 4>;
   var t = 0.0;
   for (var j = 0u; j < 4u; j++) {
     let col = vec4u(col0 + 4u * j) + vec4u(0u, 1u, 2u, 3u);
     let inside = col < vec4u(p.n);
     z[j] = select(vec4f(-3.0e38), acc[j], inside);
-    let hit = select(vec4f(0.0), acc[j], inside & (col + vec4u(q.v0) == tg));
+    let hit = select(vec4f(0.0), acc[j], inside & (col + vec4u(q.v0) == vec4u(tg)));
     t += (hit.x + hit.y) + (hit.z + hit.w);
   }
   let m4 = max(max(z[0], z[1]), max(z[2], z[3]));
@@ -259,7 +262,27 @@ fn fold_row(row: u32, col0: u32, acc: array<vec4f, 4>) {
     s4 += w;
     e4 += w * zm;
   }
-  parts[row * q.nb + col0 / 16u] = vec4f(mx, (s4.x + s4.y) + (s4.z + s4.w), (e4.x + e4.y) + (e4.z + e4.w), t);
+  return vec4f(mx, (s4.x + s4.y) + (s4.z + s4.w), (e4.x + e4.y) + (e4.z + e4.w), t);
+}
+
+fn fold_row(row: u32, col0: u32, acc: array<vec4f, 4>) {
+  if (row >= p.m) { return; }
+  parts[row * q.nb + col0 / 16u] = partial16(col0, targets[row], acc);
+}
+
+// One invocation per row and 16 stored logits (a 1-D grid, 2-D past 65535 workgroups).
+@compute @workgroup_size(64)
+fn fold_part16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.m * q.nb) { return; }
+  let row = i / q.nb;
+  let col0 = (i % q.nb) * 16u;
+  var acc: array<vec4f, 4>;
+  for (var j = 0u; j < 4u; j++) {
+    let col = min(vec4u(col0 + 4u * j) + vec4u(0u, 1u, 2u, 3u), vec4u(p.n - 1u)) + vec4u(row * p.n);
+    acc[j] = vec4f(a1[col.x], a1[col.y], a1[col.z], a1[col.w]);
+  }
+  parts[i] = partial16(col0, targets[row], acc);
 }
 
 @compute @workgroup_size(8, 4)
@@ -287,16 +310,17 @@ fn gemm_nt16_fold(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 // The backward's epilogue: the chunk of logits is recomputed and stored as dlogits, C[row, col]
-// = dlogp[row] (1[v0 + col = target] - exp(z - lse[row])), 0 for rows without a target (the
-// arithmetic of vocab_head.wgsl's dlogits, which does it in place on stored logits; same bits).
-// Bindings: 0 P, 1 A, 2 B, 3 C, 5 Q (nb unused), 6 targets, 8 lse [M], 9 dlogp [M].
+// = dlogp[row] (1[v0 + col = target] - exp(z - lse[row])), 0 for rows without a target.
+// dlogits16 does the same in place on stored logits (where the product ran elsewhere) through
+// the same function, so both give the same bits.
+// Bindings: 0 P, 1 A, 2 B, 3 C, 5 Q (nb: for dlogits16), 6 targets, 8 lse [M], 9 dlogp [M].
 const NO_TARGET: u32 = 0xffffffffu;
 
 @group(0) @binding(8) var<storage, read> lse: array<f32>;
 @group(0) @binding(9) var<storage, read> dlogp: array<f32>;
 
-fn dlogits_row(row: u32, col0: u32, acc: array<vec4f, 4>) {
-  if (row >= p.m) { return; }
+// dlogits of a row's logits acc (columns col0 .. col0 + 15).
+fn dlogits_of(row: u32, col0: u32, acc: array<vec4f, 4>) -> array<vec4f, 4> {
   let tg = targets[row];
   var g = array<vec4f, 4>();
   if (tg != NO_TARGET) {
@@ -308,11 +332,32 @@ fn dlogits_row(row: u32, col0: u32, acc: array<vec4f, 4>) {
       g[j] = d * (onehot - exp(acc[j] - vec4f(l)));
     }
   }
+  return g;
+}
+
+fn dlogits_row(row: u32, col0: u32, acc: array<vec4f, 4>) {
+  if (row >= p.m) { return; }
+  let g = dlogits_of(row, col0, acc);
   for (var j = 0u; j < 16u; j++) {
     let col = col0 + j;
     if (col >= p.n) { break; }
     c[row * p.n + col] = g[j / 4u][j % 4u];
   }
+}
+
+// In place on stored logits C [M, N]: one invocation per row and 16 columns.
+@compute @workgroup_size(64)
+fn dlogits16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.m * q.nb) { return; }
+  let row = i / q.nb;
+  let col0 = (i % q.nb) * 16u;
+  var acc: array<vec4f, 4>;
+  for (var j = 0u; j < 4u; j++) {
+    let col = min(vec4u(col0 + 4u * j) + vec4u(0u, 1u, 2u, 3u), vec4u(p.n - 1u)) + vec4u(row * p.n);
+    acc[j] = vec4f(c[col.x], c[col.y], c[col.z], c[col.w]);
+  }
+  dlogits_row(row, col0, acc);
 }
 
 @compute @workgroup_size(8, 4)
