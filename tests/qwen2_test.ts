@@ -306,6 +306,38 @@ test("sampled generation is seeded, gives G samples per prompt and stops at EOS"
   model.dispose();
 });
 
+test("generate() gives the same samples and step reports however many steps it reads back at once", async (dev) => {
+  const cfg = smallConfig(true);
+  const model = buildModel(dev, cfg, randomWeights(cfg, 52));
+  const prompts = randomSeqs(new Rng(53), cfg.vocabSize, [3, 6]);
+  const base = { samples: 3, maxNewTokens: 10, temperature: 1, seed: 4, eosTokenIds: [] };
+  const free = await model.generate(prompts, base);
+  // An EOS id that ends some samples part-way through a batch of steps.
+  const eosTokenIds = [free[0].tokens[4], free[2].tokens[1]];
+  const runs = [];
+  for (const readEvery of [1, 3, 8, 16]) {
+    const steps: [number, number][] = [];
+    const gens = await model.generate(prompts, {
+      ...base,
+      eosTokenIds,
+      readEvery,
+      onStep: (step, active) => steps.push([step, active]),
+    });
+    runs.push({ gens, steps });
+  }
+  assert.ok(runs[0].gens.some((g) => g.finishReason === "eos"), "no sample reached the EOS id");
+  assert.ok(runs[0].gens.some((g) => g.finishReason === "length"), "every sample ended early");
+  for (const r of runs.slice(1)) {
+    assert.deepEqual(r.gens, runs[0].gens);
+    assert.deepEqual(r.steps, runs[0].steps);
+  }
+  await assert.rejects(
+    model.generate(prompts, { ...base, readEvery: 0 }),
+    /readEvery = 0 must be a positive integer/,
+  );
+  model.dispose();
+});
+
 test("a tied and an untied checkpoint both load and save() round-trips", async (dev) => {
   const tmp = await Deno.makeTempDir({ prefix: "qwen2_test_" });
   try {
