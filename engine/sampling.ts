@@ -4,7 +4,7 @@
  * `[rows, vocabLimit]` live in a GPU scratch buffer and never reach the CPU. The CPU reference
  * is engine/sampling_ref.ts.
  */
-import { type Device, params } from "./device.ts";
+import { type Binding, type Device, params } from "./device.ts";
 import { LimitError } from "./errors.ts";
 import { formatShape, type Tensor } from "./tensor.ts";
 
@@ -40,9 +40,10 @@ export interface SampleTokensArgs {
    */
   scratch?: Tensor;
   /**
-   * Vocabulary rows per logits dispatch. Default: as many as one storage binding holds. Rounded
-   * down to a multiple of the rows that keep each chunk's byte offset on the device's storage
-   * offset alignment (at least one such step).
+   * Vocabulary rows per logits dispatch. Default: as many as one storage binding holds, in
+   * multiples of 16 when that is not the whole vocabulary. Rounded down to a multiple of the
+   * rows that keep each chunk's byte offset on the device's storage offset alignment (at least
+   * one such step). The results do not depend on it.
    */
   chunkRows?: number;
   /** Rows per sampling group (logits of one group share the scratch). Default: all that fit. */
@@ -185,17 +186,25 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
         } ${scratch.dtype} must be f32 with at least ${group * vl} elements ([${group}, ${vl}])`,
       );
     }
-  } else {
-    scratch = dev.empty("sampling logits", [group, vl]);
   }
-  const z = scratch.slice(0, group * vl);
+  // The logits scratch, taken from the pool when first needed (greedy decoding in the 16 x 16
+  // layout never stores the logits).
+  const z = () => {
+    scratch ??= dev.empty("sampling logits", [group, vl]);
+    return scratch.slice(0, group * vl);
+  };
 
   // Chunk starts must land on the storage offset alignment: c0 * d * 4 % align == 0.
   const align = Math.max(4, dev.limits.minStorageBufferOffsetAlignment);
   const step = align / gcd(d * 4, align);
   const fit = Math.floor(dev.limits.maxStorageBufferBindingSize / (d * 4));
   let chunk = Math.min(a.chunkRows ?? fit, fit, vl);
-  chunk = Math.max(step, Math.floor(chunk / step) * step);
+  if (chunk < vl) {
+    // By default also a multiple of 16, so that greedy decoding can take its partial states
+    // of 16 ids from the logits kernel's registers (the results do not depend on the chunk).
+    const unit = a.chunkRows === undefined ? step * 16 / gcd(step, 16) : step;
+    chunk = Math.max(unit, Math.floor(chunk / unit) * unit);
+  }
   if (chunk > fit) {
     throw new LimitError(
       `${op}: a vocabulary chunk of ${weight.name} ${formatShape(weight.shape)}`,
@@ -222,21 +231,47 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
   const p = (g: number, row0: number, c0: number, cn: number) =>
     params().u32(g).u32(row0).u32(d).u32(vl).u32(c0).u32(cn).u32(topK < vl ? topK : 0)
       .u32(a.seed).u32(a.counter).f32(temperature).f32(topP);
+  // Each row's max, its lowest id and the log-sum-exp come from partial states of 16 ids (see
+  // the kernel's row stats section): at temperature 0 in the 16 x 16 layout straight from its
+  // registers when every chunk starts on a multiple of 16 (no logits stored), else from the
+  // stored logits; the same bits either way. At temperature 0 they are the draw; otherwise the
+  // sample pass draws from the stored logits with them.
+  const nbv = Math.ceil(vl / 16);
+  const gp = dev.empty("sampling partials", [group * nbv, 4]);
+  const stats = dev.empty("sampling row stats", [group, 4]);
   for (let row0 = 0; row0 < rows; row0 += group) {
     const g = Math.min(group, rows - row0);
     const l = layout(g);
-    const kLogits = dev.kernel("sampling", l.entry);
-    for (let c0 = 0; c0 < vl; c0 += chunk) {
-      const cn = Math.min(chunk, vl - c0);
-      const grid = [Math.ceil(cn / l.cols / WG), Math.ceil(g / l.rows)];
-      dev.dispatch(kLogits, [p(g, row0, c0, cn), hidden, weight.rows(c0, cn), z], grid);
+    if (temperature === 0 && l.entry === "logits16x16" && (chunk % 16 === 0 || chunk >= vl)) {
+      const k = dev.kernel("sampling", "logits16x16_greedy");
+      for (let c0 = 0; c0 < vl; c0 += chunk) {
+        const cn = Math.min(chunk, vl - c0);
+        const b: (Binding | undefined)[] = [p(g, row0, c0, cn), hidden, weight.rows(c0, cn)];
+        b[6] = gp;
+        dev.dispatch(k, b, [Math.ceil(cn / 16 / WG), Math.ceil(g / 16)]);
+      }
+    } else {
+      const kLogits = dev.kernel("sampling", l.entry);
+      for (let c0 = 0; c0 < vl; c0 += chunk) {
+        const cn = Math.min(chunk, vl - c0);
+        const grid = [Math.ceil(cn / l.cols / WG), Math.ceil(g / l.rows)];
+        dev.dispatch(kLogits, [p(g, row0, c0, cn), hidden, weight.rows(c0, cn), z()], grid);
+      }
+      const b: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, z()];
+      b[6] = gp;
+      dev.dispatch(dev.kernel("sampling", "greedy_part16"), b, dev.grid(Math.ceil(g * nbv / WG)));
     }
-    dev.dispatch(
-      kSample,
-      [p(g, row0, 0, 0), undefined, undefined, z, tokens, logp],
-      dev.grid(g),
-    );
+    const b: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, undefined];
+    b.push(tokens, logp, undefined, gp, stats);
+    dev.dispatch(dev.kernel("sampling", "row_stats"), b, dev.grid(Math.ceil(g / WG)));
+    if (temperature > 0) {
+      const bs: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, z(), tokens];
+      bs.push(logp, undefined, undefined, stats);
+      dev.dispatch(kSample, bs, dev.grid(g));
+    }
   }
-  // The pool hands this buffer out again only to work recorded after this point.
-  if (!a.scratch) scratch.dispose();
+  // The pool hands these buffers out again only to work recorded after this point.
+  if (!a.scratch) scratch?.dispose();
+  gp.dispose();
+  stats.dispose();
 }

@@ -22,14 +22,15 @@
 //              184-232, 8x8 143-200; R = 1: 4x4 164, 4x8 88-96, 1x8 54-73, 1x16 58. On a GPU
 //              these layouts read W uncoalesced (each lane its own row); a tiled workgroup
 //              form would suit it better.
-//   sample    one workgroup of WG lanes per row g. In the max, logsumexp and draw passes
-//             lane l owns the contiguous ids [l * blk, (l + 1) * blk) of [0, vl), so sums run
-//             in ascending id order (within a lane, then over lanes in lane 0); the search
-//             rounds visit ids l, l + WG, ... (counts, and sums that need only a fixed order).
-//             Every reduction has a fixed order, so results are bit-reproducible:
-//               1. m = max z, argmax (lowest id on ties); lse = m + log sum exp(z - m), in
-//                  one pass over the logits (each lane's sum rescaled as its max grows).
-//               2. temperature 0: token = argmax. Otherwise weights w = exp((z - m) / T):
+//   row_stats, greedy_part16, logits16x16_greedy: m = max z, its lowest id, lse (the row
+//             stats section below); at temperature 0 they make the whole draw.
+//   sample    temperature > 0: one workgroup of WG lanes per row g. In the mass and draw
+//             passes lane l owns the contiguous ids [l * blk, (l + 1) * blk) of [0, vl), so
+//             sums run in ascending id order (within a lane, then over lanes in lane 0); the
+//             search rounds visit ids l, l + WG, ... (counts, and sums that need only a fixed
+//             order). Every reduction has a fixed order, so results are bit-reproducible:
+//               1. m and lse from row_stats.
+//               2. weights w = exp((z - m) / T):
 //               3. top-k: the k-th largest logit t_k, found by a 16-way search over the
 //                  order-preserving u32 key of the fp32 logit (largest key t with
 //                  count(key >= t) >= k; at most 8 rounds of parallel counts). Kept:
@@ -197,12 +198,10 @@ fn logits8x8(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 // 16 rows x 16 columns per invocation, for groups of 16 rows or more (on llvmpipe): 32 vec4
-// loads per 256 dot products (8 x 8: 16 per 64).
-@compute @workgroup_size(WG)
-fn logits16x16(@builtin(global_invocation_id) gid: vec3u) {
-  let c = gid.x * 16u;
-  let g = gid.y * 16u;
-  if (c >= p.cn || g >= p.rows) { return; }
+// loads per 256 dot products (8 x 8: 16 per 64). block16 computes the block of group rows g ..
+// g + 15 and chunk columns c .. c + 15 (c < cn, g < rows); logits16x16 stores it, and
+// logits16x16_greedy folds it into greedy partial states (below).
+fn block16(g: u32, c: u32) -> array<array<vec4f, 4>, 16> {
   let d4 = p.d / 4u;
   var x: array<u32, 16>;
   var y: array<u32, 16>;
@@ -231,6 +230,15 @@ fn logits16x16(@builtin(global_invocation_id) gid: vec3u) {
     a[14] = dots16(a[14], h4[x[14] + k], &b);
     a[15] = dots16(a[15], h4[x[15] + k], &b);
   }
+  return a;
+}
+
+@compute @workgroup_size(WG)
+fn logits16x16(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x * 16u;
+  let g = gid.y * 16u;
+  if (c >= p.cn || g >= p.rows) { return; }
+  let a = block16(g, c);
   store16(g + 0u, c, a[0]);
   store16(g + 1u, c, a[1]);
   store16(g + 2u, c, a[2]);
@@ -283,10 +291,134 @@ fn logits1(@builtin(global_invocation_id) gid: vec3u) {
   z_out[g * p.vl + p.c0 + c] = s;
 }
 
+// ------------------------------------------------------------------------- row stats
+//
+// Every row's largest logit m (and the lowest id holding it) and its log-sum-exp come from
+// partial states of 16 ids, aligned to ids 16b .. 16b + 15 of the vocabulary: gp [rows,
+// ceil(vl / 16)] of vec4f (max, the lowest id holding it (as f32 bits), sum exp(z - max), 0),
+// merged per row in id order by row_stats. At temperature 0 that is the whole draw, and
+// logits16x16_greedy makes the partials from the 16 x 16 block's registers (when every chunk
+// starts on a multiple of 16) without storing the logits; otherwise greedy_part16 makes them
+// from the stored logits. Both go through greedy_partial, so they give the same bits, and the
+// sample pass takes m and lse from row_stats too: a token's logp has the same bits whatever
+// the temperature, top-k and top-p.
+//   bindings: greedy_part16 0 P, 3 z, 6 gp (rw); logits16x16_greedy 0 P, 1 hidden, 2 wc, 6 gp
+//   (rw); row_stats 0 P, 4 tokens, 5 logp, 7 gp (read), 8 stats (rw); sample reads 8 stats.
+
+@group(0) @binding(6) var<storage, read_write> gp_out: array<vec4f>;
+@group(0) @binding(7) var<storage, read> gp_in: array<vec4f>;
+@group(0) @binding(8) var<storage, read_write> stats_out: array<vec4f>;
+@group(0) @binding(8) var<storage, read> stats_in: array<vec4f>;
+
+// The partial state of logits acc with ids id0 .. id0 + 15, of which the first n exist (vector
+// operations throughout: an array indexed by a loop counter would live in memory on llvmpipe).
+fn greedy_partial(id0: u32, n: u32, acc: array<vec4f, 4>) -> vec4f {
+  let lane = vec4u(0u, 1u, 2u, 3u);
+  let in0 = lane < vec4u(n);
+  let in1 = lane + vec4u(4u) < vec4u(n);
+  let in2 = lane + vec4u(8u) < vec4u(n);
+  let in3 = lane + vec4u(12u) < vec4u(n);
+  let lo = vec4f(-3.4028235e38);
+  let z0 = select(lo, acc[0], in0);
+  let z1 = select(lo, acc[1], in1);
+  let z2 = select(lo, acc[2], in2);
+  let z3 = select(lo, acc[3], in3);
+  let m4 = max(max(z0, z1), max(z2, z3));
+  let mx = max(max(m4.x, m4.y), max(m4.z, m4.w));
+  // The lowest id holding the max (columns past n never match: they hold lo, below any logit
+  // that is not itself -3.4e38).
+  let none = vec4u(16u);
+  let mv = vec4f(mx);
+  let i4 = min(
+    min(select(none, lane, in0 & (z0 == mv)), select(none, lane + vec4u(4u), in1 & (z1 == mv))),
+    min(select(none, lane + vec4u(8u), in2 & (z2 == mv)), select(none, lane + vec4u(12u), in3 & (z3 == mv))),
+  );
+  let mi = min(min(i4.x, i4.y), min(i4.z, i4.w));
+  let s4 = (select(vec4f(0.0), exp(z0 - mv), in0) + select(vec4f(0.0), exp(z1 - mv), in1)) +
+    (select(vec4f(0.0), exp(z2 - mv), in2) + select(vec4f(0.0), exp(z3 - mv), in3));
+  return vec4f(mx, bitcast<f32>(id0 + mi), (s4.x + s4.y) + (s4.z + s4.w), 0.0);
+}
+
+// Group row r's partial for the block at chunk column c (a multiple of 16; c0 too).
+fn greedy_row(r: u32, c: u32, acc: array<vec4f, 4>) {
+  if (r >= p.rows) { return; }
+  let id0 = p.c0 + c;
+  gp_out[r * ((p.vl + 15u) / 16u) + id0 / 16u] = greedy_partial(id0, min(16u, p.cn - c), acc);
+}
+
+@compute @workgroup_size(WG)
+fn logits16x16_greedy(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x * 16u;
+  let g = gid.y * 16u;
+  if (c >= p.cn || g >= p.rows) { return; }
+  let a = block16(g, c);
+  greedy_row(g + 0u, c, a[0]);
+  greedy_row(g + 1u, c, a[1]);
+  greedy_row(g + 2u, c, a[2]);
+  greedy_row(g + 3u, c, a[3]);
+  greedy_row(g + 4u, c, a[4]);
+  greedy_row(g + 5u, c, a[5]);
+  greedy_row(g + 6u, c, a[6]);
+  greedy_row(g + 7u, c, a[7]);
+  greedy_row(g + 8u, c, a[8]);
+  greedy_row(g + 9u, c, a[9]);
+  greedy_row(g + 10u, c, a[10]);
+  greedy_row(g + 11u, c, a[11]);
+  greedy_row(g + 12u, c, a[12]);
+  greedy_row(g + 13u, c, a[13]);
+  greedy_row(g + 14u, c, a[14]);
+  greedy_row(g + 15u, c, a[15]);
+}
+
+// One invocation per group row and block of 16 ids of the stored logits (x * y over 65535).
+@compute @workgroup_size(WG)
+fn greedy_part16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let nb = (p.vl + 15u) / 16u;
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= p.rows * nb) { return; }
+  let r = i / nb;
+  let id0 = (i % nb) * 16u;
+  var acc: array<vec4f, 4>;
+  for (var j = 0u; j < 4u; j++) {
+    let id = min(vec4u(id0 + 4u * j) + vec4u(0u, 1u, 2u, 3u), vec4u(p.vl - 1u)) + vec4u(r * p.vl);
+    acc[j] = vec4f(z[id.x], z[id.y], z[id.z], z[id.w]);
+  }
+  gp_out[i] = greedy_partial(id0, min(16u, p.vl - id0), acc);
+}
+
+// One invocation per group row: stats [rows] of vec4f (m = the largest logit, lse, the lowest
+// id holding m (as f32 bits), 0); at temperature 0 also the token (that id) and its logp.
+@compute @workgroup_size(WG)
+fn row_stats(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let r = gid.x + gid.y * nwg.x * WG;
+  if (r >= p.rows) { return; }
+  let nb = (p.vl + 15u) / 16u;
+  let base = r * nb;
+  let st = gp_in[base];
+  var m = st.x;
+  var mi = bitcast<u32>(st.y);
+  var sum = st.z;
+  for (var b = 1u; b < nb; b++) {
+    let q = gp_in[base + b];
+    if (q.x > m) {
+      sum = sum * exp(m - q.x) + q.z;
+      m = q.x;
+      mi = bitcast<u32>(q.y);
+    } else {
+      sum += q.z * exp(q.x - m);
+    }
+  }
+  let lse = m + log(sum);
+  stats_out[r] = vec4f(m, lse, bitcast<f32>(mi), 0.0);
+  if (p.temperature == 0.0) {
+    tokens[p.row0 + r] = mi;
+    logp[p.row0 + r] = m - lse;
+  }
+}
+
 // ------------------------------------------------------------------------- sample
 
 var<workgroup> part_f: array<f32, WG>;
-var<workgroup> part_u: array<u32, WG>;
 var<workgroup> bc_f: f32;
 var<workgroup> bc_u: u32;
 var<workgroup> part_nu: array<u32, NP * WG>;
@@ -403,50 +535,10 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   let lo = min(lid * blk, p.vl);
   let hi = min(lo + blk, p.vl);
 
-  // 1. max, argmax (strict > in ascending order keeps the lowest id) and sum exp(z - max) in
-  // one pass: the lane's sum is rescaled whenever its max grows, then to the row's max.
-  var bv = -3.4028235e38;
-  var bi = 0xffffffffu;
-  var se = 0.0;
-  for (var v = lo; v < hi; v++) {
-    let x = z[base + v];
-    if (bi == 0xffffffffu) {
-      bv = x;
-      bi = v;
-      se = 1.0;
-    } else if (x > bv) {
-      se = se * exp(bv - x) + 1.0;
-      bv = x;
-      bi = v;
-    } else {
-      se += exp(x - bv);
-    }
-  }
-  part_f[lid] = bv;
-  part_u[lid] = bi;
-  workgroupBarrier();
-  if (lid == 0u) {
-    var mv = part_f[0];
-    var mi = part_u[0];
-    for (var i = 1u; i < WG; i++) {
-      if (part_u[i] != 0xffffffffu && part_f[i] > mv) { mv = part_f[i]; mi = part_u[i]; }
-    }
-    bc_f = mv;
-    bc_u = mi;
-  }
-  let m = workgroupUniformLoad(&bc_f);
-  let amax = workgroupUniformLoad(&bc_u);
-  var own = 0.0;
-  if (bi != 0xffffffffu) { own = se * exp(bv - m); }
-  let lse = m + log(sum_f(lid, own));
-
-  if (p.temperature == 0.0) {
-    if (lid == 0u) {
-      tokens[row] = amax;
-      logp[row] = z[base + amax] - lse;
-    }
-    return;
-  }
+  // 1. m = max z and lse, from row_stats (the same bits as greedy decoding's).
+  let st = stats_in[g];
+  let m = st.x;
+  let lse = st.y;
   let inv_t = 1.0 / p.temperature;
   let kmax = key(m);
 

@@ -341,23 +341,35 @@ Deno.test(
   async () => {
     const dev = await testDevice();
     const rng = new Rng(28);
+    const sampled = { temperature: 0.8, topK: 20, topP: 0.9, seed: 77, counter: 5 };
+    const greedy = { temperature: 0, seed: 0, counter: 0 };
     for (const [rows, d, vocab] of [[20, 32, 333], [5, 18, 250]]) {
       const c = makeCase(dev, rng, rows, d, vocab);
-      const o = { temperature: 0.8, topK: 20, topP: 0.9, seed: 77, counter: 5 };
-      const [t0, l0] = await run(dev, c, o);
-      // d = 32: 2-row alignment steps, so 8-row chunks (42 of them); d = 18: 32-row steps. At
-      // d = 32 on llvmpipe the four runs use the 16 x 16, 4 x 8, 1 x 8 and 8 x 8 layouts.
-      const [t1, l1] = await run(dev, c, { ...o, chunkRows: 8, groupRows: 3 });
-      const scratch = dev.empty("scratch", [samplingScratchElements(dev, rows, vocab, 2)]);
-      const [t2, l2] = await run(dev, c, { ...o, chunkRows: 1, groupRows: 2, scratch });
-      const [t3, l3] = await run(dev, c, { ...o, groupRows: 7 });
-      const runs = [[t1, l1, "chunks"], [t2, l2, "scratch"], [t3, l3, "groups of 7"]] as const;
-      for (const [t, l, what] of runs) {
-        assertSameBits(t, t0, `tokens ${what} d=${d}`);
-        assertSameBits(l, l0, `logp ${what} d=${d}`);
+      for (const o of [sampled, greedy]) {
+        const how = `d=${d} T=${o.temperature}`;
+        const [t0, l0] = await run(dev, c, o);
+        // d = 32: 2-row alignment steps, so 8-row chunks (42 of them); d = 18: 32-row steps.
+        // At d = 32 on llvmpipe the runs use the 16 x 16 (greedy: its partials straight from
+        // the registers), 4 x 8, 1 x 8, 8 x 8 and 16 x 16 layouts (the last with chunks of 8,
+        // so greedy stores the logits).
+        const [t1, l1] = await run(dev, c, { ...o, chunkRows: 8, groupRows: 3 });
+        const scratch = dev.empty("scratch", [samplingScratchElements(dev, rows, vocab, 2)]);
+        const [t2, l2] = await run(dev, c, { ...o, chunkRows: 1, groupRows: 2, scratch });
+        const [t3, l3] = await run(dev, c, { ...o, groupRows: 7 });
+        const [t4, l4] = await run(dev, c, { ...o, chunkRows: 8 });
+        const runs = [
+          [t1, l1, "chunks"],
+          [t2, l2, "scratch"],
+          [t3, l3, "groups of 7"],
+          [t4, l4, "chunks of 8"],
+        ] as const;
+        for (const [t, l, what] of runs) {
+          assertSameBits(t, t0, `tokens ${what} ${how}`);
+          assertSameBits(l, l0, `logp ${what} ${how}`);
+        }
+        compareTokens(t0, ref(c, o), `chunked ${how}`);
+        scratch.dispose();
       }
-      compareTokens(t0, ref(c, o), `chunked d=${d}`);
-      scratch.dispose();
       dispose(c);
     }
   },
