@@ -232,9 +232,9 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
     params().u32(g).u32(row0).u32(d).u32(vl).u32(c0).u32(cn).u32(topK < vl ? topK : 0)
       .u32(a.seed).u32(a.counter).f32(temperature).f32(topP);
   // Each row's max, its lowest id and the log-sum-exp come from partial states of 16 ids (see
-  // the kernel's row stats section): at temperature 0 in the 16 x 16 layout straight from its
-  // registers when every chunk starts on a multiple of 16 (no logits stored), else from the
-  // stored logits; the same bits either way. At temperature 0 they are the draw; otherwise the
+  // the kernel's row stats section): in the 16 x 16 layout straight from its registers when
+  // every chunk starts on a multiple of 16 (at temperature 0 without storing the logits), else
+  // from the stored logits; the same bits either way. At temperature 0 they are the draw; otherwise the
   // sample pass draws from the stored logits with them.
   const nbv = Math.ceil(vl / 16);
   const gp = dev.empty("sampling partials", [group * nbv, 4]);
@@ -242,11 +242,13 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
   for (let row0 = 0; row0 < rows; row0 += group) {
     const g = Math.min(group, rows - row0);
     const l = layout(g);
-    if (temperature === 0 && l.entry === "logits16x16" && (chunk % 16 === 0 || chunk >= vl)) {
-      const k = dev.kernel("sampling", "logits16x16_greedy");
+    if (l.entry === "logits16x16" && (chunk % 16 === 0 || chunk >= vl)) {
+      const greedy = temperature === 0;
+      const k = dev.kernel("sampling", greedy ? "logits16x16_greedy" : "logits16x16_stats");
       for (let c0 = 0; c0 < vl; c0 += chunk) {
         const cn = Math.min(chunk, vl - c0);
         const b: (Binding | undefined)[] = [p(g, row0, c0, cn), hidden, weight.rows(c0, cn)];
+        b[3] = greedy ? undefined : z();
         b[6] = gp;
         dev.dispatch(k, b, [Math.ceil(cn / 16 / WG), Math.ceil(g / 16)]);
       }

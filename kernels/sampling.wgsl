@@ -298,12 +298,13 @@ fn logits1(@builtin(global_invocation_id) gid: vec3u) {
 // ceil(vl / 16)] of vec4f (max, the lowest id holding it (as f32 bits), sum exp(z - max), 0),
 // merged per row in id order by row_stats. At temperature 0 that is the whole draw, and
 // logits16x16_greedy makes the partials from the 16 x 16 block's registers (when every chunk
-// starts on a multiple of 16) without storing the logits; otherwise greedy_part16 makes them
-// from the stored logits. Both go through greedy_partial, so they give the same bits, and the
+// starts on a multiple of 16) without storing the logits; at other temperatures
+// logits16x16_stats stores the logits and makes the partials; otherwise greedy_part16 makes
+// them from the stored logits. Both go through greedy_partial, so they give the same bits, and the
 // sample pass takes m and lse from row_stats too: a token's logp has the same bits whatever
 // the temperature, top-k and top-p.
 //   bindings: greedy_part16 0 P, 3 z, 6 gp (rw); logits16x16_greedy 0 P, 1 hidden, 2 wc, 6 gp
-//   (rw); row_stats 0 P, 4 tokens, 5 logp, 7 gp (read), 8 stats (rw); sample reads 8 stats.
+//   (rw); logits16x16_stats the same and 3 z (rw); row_stats 0 P, 4 tokens, 5 logp, 7 gp (read), 8 stats (rw); sample reads 8 stats.
 
 @group(0) @binding(6) var<storage, read_write> gp_out: array<vec4f>;
 @group(0) @binding(7) var<storage, read> gp_in: array<vec4f>;
@@ -367,6 +368,47 @@ fn logits16x16_greedy(@builtin(global_invocation_id) gid: vec3u) {
   greedy_row(g + 12u, c, a[12]);
   greedy_row(g + 13u, c, a[13]);
   greedy_row(g + 14u, c, a[14]);
+  greedy_row(g + 15u, c, a[15]);
+}
+
+// Both: stores the block (for the sample pass) and makes its partial states.
+@compute @workgroup_size(WG)
+fn logits16x16_stats(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x * 16u;
+  let g = gid.y * 16u;
+  if (c >= p.cn || g >= p.rows) { return; }
+  let a = block16(g, c);
+  store16(g + 0u, c, a[0]);
+  greedy_row(g + 0u, c, a[0]);
+  store16(g + 1u, c, a[1]);
+  greedy_row(g + 1u, c, a[1]);
+  store16(g + 2u, c, a[2]);
+  greedy_row(g + 2u, c, a[2]);
+  store16(g + 3u, c, a[3]);
+  greedy_row(g + 3u, c, a[3]);
+  store16(g + 4u, c, a[4]);
+  greedy_row(g + 4u, c, a[4]);
+  store16(g + 5u, c, a[5]);
+  greedy_row(g + 5u, c, a[5]);
+  store16(g + 6u, c, a[6]);
+  greedy_row(g + 6u, c, a[6]);
+  store16(g + 7u, c, a[7]);
+  greedy_row(g + 7u, c, a[7]);
+  store16(g + 8u, c, a[8]);
+  greedy_row(g + 8u, c, a[8]);
+  store16(g + 9u, c, a[9]);
+  greedy_row(g + 9u, c, a[9]);
+  store16(g + 10u, c, a[10]);
+  greedy_row(g + 10u, c, a[10]);
+  store16(g + 11u, c, a[11]);
+  greedy_row(g + 11u, c, a[11]);
+  store16(g + 12u, c, a[12]);
+  greedy_row(g + 12u, c, a[12]);
+  store16(g + 13u, c, a[13]);
+  greedy_row(g + 13u, c, a[13]);
+  store16(g + 14u, c, a[14]);
+  greedy_row(g + 14u, c, a[14]);
+  store16(g + 15u, c, a[15]);
   greedy_row(g + 15u, c, a[15]);
 }
 
