@@ -22,8 +22,8 @@
 //              184-232, 8x8 143-200; R = 1: 4x4 164, 4x8 88-96, 1x8 54-73, 1x16 58. On a GPU
 //              these layouts read W uncoalesced (each lane its own row); a tiled workgroup
 //              form would suit it better.
-//   row_stats, greedy_part16, logits16x16_greedy: m = max z, its lowest id, lse (the row
-//             stats section below); at temperature 0 they make the whole draw.
+//   row_stats, greedy_part16, logits16x16_greedy, logits16x16_stats: m = max z, its lowest
+//             id, lse (the row stats section below); at temperature 0 they make the whole draw.
 //   sample    temperature > 0: one workgroup of WG lanes per row g. In the mass and draw
 //             passes lane l owns the contiguous ids [l * blk, (l + 1) * blk) of [0, vl), so
 //             sums run in ascending id order (within a lane, then over lanes in lane 0); the
