@@ -1,12 +1,14 @@
 /**
- * Sampling the next token at Qwen2.5-0.5B shapes: 8 rows (one group of sequences, one decode
- * step), hidden [8, 896], vocabulary matrix [151936, 896], at temperature 1 (the RL rollouts)
- * and greedy (the evaluations).
+ * Sampling the next token at Qwen2.5-0.5B shapes, hidden [R, 896] against the vocabulary
+ * matrix [151936, 896], one decode step: 8 rows (one group of sequences) at temperature 1 (the
+ * RL rollouts) and greedy (the evaluations), 16 rows at temperature 1 and 64 rows greedy (the
+ * row counts where llvmpipe takes the 16 x 16 logits layout, which at temperature 0 never
+ * stores the logits).
  *
  * Fused: `sampleTokens` (engine/sampling.ts), logits in vocabulary chunks into a GPU scratch,
- * the draw on the GPU; only the 8 ids and log-probs come back.
- * Peer, same run: the naive path, logits [8, 151936] by the matmul (in chunks, each under one
- * storage binding), read back to the CPU (4.9 MB) and sampled there in JavaScript from the same
+ * the draw on the GPU; only the R ids and log-probs come back.
+ * Peer, same run: the naive path, logits [R, 151936] by the matmul (in chunks, each under one
+ * storage binding), read back to the CPU (4.9 MB at R = 8) and sampled there in JavaScript from the same
  * counter-based uniforms. Both draws are compared: `agree` counts the rows whose ids match
  * (the two paths sum the logits in different orders, so a row whose draw sits within an ulp of
  * a boundary may differ; a mismatch in more than one row would mean a bug).
@@ -79,19 +81,19 @@ async function naive(
 export const benches: Bench[] = [{
   name: "sampling",
   run: async ({ dev, quick }) => {
-    const rows = 8, d = quick ? 64 : 896, v = quick ? 20000 : 151936;
+    const d = quick ? 64 : 896, v = quick ? 20000 : 151936;
     const rng = new Rng(3);
-    const hidden = dev.upload("hidden", rng.normals(rows * d, 1), [rows, d]);
     // Weights of std 0.05 give logits of std ~1.5 at d = 896: a spread-out distribution.
     const weight = dev.upload("weight", rng.normals(v * d, quick ? 0.2 : 0.05), [v, d]);
-    const tokens = dev.empty("tokens", [rows], "u32");
-    const logp = dev.empty("logp", [rows]);
     const limit = dev.limits.maxStorageBufferBindingSize;
-    const block = Math.min(v, Math.floor(limit / (4 * Math.max(rows, d)) / 64) * 64);
     const iters = quick ? 1 : 3;
     const seed = 1234;
     const res: BenchResult[] = [];
-    for (const temperature of [1, 0]) {
+    for (const [rows, temperature] of [[8, 1], [8, 0], [16, 1], [64, 0]]) {
+      const hidden = dev.upload("hidden", rng.normals(rows * d, 1), [rows, d]);
+      const tokens = dev.empty("tokens", [rows], "u32");
+      const logp = dev.empty("logp", [rows]);
+      const block = Math.min(v, Math.floor(limit / (4 * Math.max(rows, d)) / 64) * 64);
       let counter = 0;
       let peerTokens: Uint32Array = new Uint32Array(rows);
       const [fused, peer] = await interleaved(dev, [
@@ -113,8 +115,9 @@ export const benches: Bench[] = [{
         peer: { name: "logits to the CPU + JS sampler", ms: peer.ms, peak_bytes: peer.peak },
         extra: { temperature, agree: `${agree}/${rows}` },
       });
+      for (const t of [hidden, tokens, logp]) t.dispose();
     }
-    for (const t of [hidden, weight, tokens, logp]) t.dispose();
+    weight.dispose();
     return res;
   },
 }];

@@ -227,7 +227,6 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
       : g < 16
       ? { entry: "logits8x8", cols: 8, rows: 8 }
       : { entry: "logits16x16", cols: 16, rows: 16 };
-  const kSample = dev.kernel("sampling", "sample");
   const p = (g: number, row0: number, c0: number, cn: number) =>
     params().u32(g).u32(row0).u32(d).u32(vl).u32(c0).u32(cn).u32(topK < vl ? topK : 0)
       .u32(a.seed).u32(a.counter).f32(temperature).f32(topP);
@@ -269,7 +268,7 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
     if (temperature > 0) {
       const bs: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, z(), tokens];
       bs.push(logp, undefined, undefined, stats);
-      dev.dispatch(kSample, bs, dev.grid(g));
+      dev.dispatch(dev.kernel("sampling", "sample"), bs, dev.grid(g));
     }
   }
   // The pool hands these buffers out again only to work recorded after this point.

@@ -169,12 +169,15 @@ Deno.test(
       assert.equal(code, 0);
       const out = JSON.parse(await Deno.readTextFile(file));
       const names = out.results.map((r: { name: string }) => r.name);
-      assert.deepEqual(names, ["sampling", "sampling_greedy"]);
+      assert.deepEqual(names, ["sampling", "sampling_greedy", "sampling", "sampling_greedy"]);
+      const rows = out.results.map((r: { shape: number[] }) => r.shape[0]);
+      assert.deepEqual(rows, [8, 8, 16, 64]);
       for (const r of out.results) {
-        assert.deepEqual(r.shape, [8, 64, 20000]);
+        assert.deepEqual(r.shape.slice(1), [64, 20000]);
         assert.ok(r.ms > 0 && r.peer.ms > 0 && r.peak_bytes > 0, JSON.stringify(r));
         // Only a draw within an ulp of a boundary may differ between the two summation orders.
-        assert.match(r.extra.agree, /^[78]\/8$/, JSON.stringify(r));
+        const [agree, of] = r.extra.agree.split("/").map(Number);
+        assert.ok(of === r.shape[0] && agree >= of - 1, JSON.stringify(r));
       }
     } finally {
       await Deno.remove(file);
