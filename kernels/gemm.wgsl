@@ -34,6 +34,14 @@
 // loads workgroup memory lane by lane, as it loads storage: the 16 x 16 kernel with its A and B
 // tiles staged in workgroup memory took 264-331 ms at [512, 896, 4864] against 152 without.) The
 // workgroup-memory tiles for GPUs are in gemm_tiled.wgsl.
+// Where the time goes on llvmpipe (bench/jit_profile.ts, gemm_nt16 at [512, 896, 4864]): about
+// three quarters of the CPU samples fall in Mesa's per-lane load loops (for each load and each
+// component, a pass over the 8 SIMD lanes with a mask test and a bounds check per lane), the
+// rest in the arithmetic, which compiles to separate vmulps and vaddps (no fused multiply-add,
+// with fma() too) plus a blend with the loop mask per accumulator update. The loads per
+// multiply-add therefore set the speed. Blocks past 16 x 16 measured slower (32 x 16: 164 ms
+// against 148-152), likely from more spills and a k loop whose code outgrows the CPU's 32 KB
+// instruction cache (the 16 x 16 loop's hot code already spans about 32 KB).
 
 struct P {
   m: u32,
