@@ -125,7 +125,10 @@ export function matmul(
     return;
   }
   const [entry, bm, bn] = blockedEntry(m, n, k, ta, tb);
-  dev.dispatch(dev.kernel("gemm", entry), bindings, [Math.ceil(n / bn), Math.ceil(m / bm)]);
+  // The bias and accumulate options are override constants of gemm.wgsl (a pipeline each).
+  const constants = { BIAS: opts.bias ? 1 : 0, ACC: opts.accumulate ? 1 : 0 };
+  const kernel = dev.kernel("gemm", entry, constants);
+  dev.dispatch(kernel, bindings, [Math.ceil(n / bn), Math.ceil(m / bm)]);
 }
 
 /**

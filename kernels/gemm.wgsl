@@ -26,8 +26,7 @@
 //   gemm_any   scalar loads through strides, any layout and size (the fallback)
 //   sum_rows   out[n] (+)= sum_m x[m, n], one invocation per column, rows in order
 //   transpose  out [N, M] = x [M, N]^T (at the end of the file)
-// Bindings: 0 P, 1 A, 2 B, 3 C (read_write), 4 bias (bound only with FLAG_BIAS; a dummy
-// otherwise). Rows / columns past M / N are clamped on load and masked on store, so any M, N
+// Bindings: 0 P, 1 A, 2 B, 3 C (read_write), 4 bias (read only with BIAS; a dummy otherwise). Rows / columns past M / N are clamped on load and masked on store, so any M, N
 // works. Every output element sums its K terms in increasing k: results are deterministic.
 // Why no workgroup memory: on llvmpipe (a CPU) barriers and shared tiles cost more than the
 // cache reuse they buy; register blocking with vec4 loads is the fast form there. (Mesa 22.3
@@ -47,7 +46,7 @@ struct P {
   m: u32,
   n: u32,
   k: u32,
-  flags: u32, // bit 0: accumulate into C, bit 1: add bias
+  flags: u32, // sum_rows: bit 0 accumulates into out (the products take BIAS and ACC below)
   // strides of gemm_any: A(m, k) = a[m * sam + k * sak], B(k, n) = b[k * sbk + n * sbn]
   sam: u32,
   sak: u32,
@@ -63,12 +62,19 @@ struct P {
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-// C[r, col] = v (+ bias[col]) (+ C[r, col]), per the flags; r and col inside C.
+// The products' options, fixed per pipeline (engine/gemm.ts passes them as constants): llvmpipe
+// runs both sides of a branch under a lane mask, so testing a uniform flag at every store paid
+// for the bias and C loads even when off ([512, 64, 8192] gemm_nt16 31.0 -> 25.0 ms, [512, 896,
+// 4864] 150 -> 135, alternating in one process).
+override BIAS: bool = false; // add bias[col]
+override ACC: bool = false; // add C's old value (gradient accumulation)
+
+// C[r, col] = v (+ bias[col]) (+ C[r, col]), per BIAS and ACC; r and col inside C.
 fn put(r: u32, col: u32, v0: f32) {
   var v = v0;
-  if ((p.flags & 2u) != 0u) { v += bias[col]; }
+  if (BIAS) { v += bias[col]; }
   let idx = r * p.n + col;
-  if ((p.flags & 1u) != 0u) { v += c[idx]; }
+  if (ACC) { v += c[idx]; }
   c[idx] = v;
 }
 
@@ -152,34 +158,53 @@ fn dots16(acc: array<vec4f, 4>, av: vec4f, bv: ptr<function, array<vec4f, 16>>) 
   return r;
 }
 
-// Stores 16 columns of row `row` from col0 (acc[j] holds columns col0 + 4j .. col0 + 4j + 3).
-fn store_row(row: u32, col0: u32, acc: array<vec4f, 4>) {
+// The bias of the 16 columns from col0, read once per block (zeros without BIAS; columns past
+// N read the last one and are never stored).
+fn bias16(col0: u32) -> array<vec4f, 4> {
+  var bv: array<vec4f, 4>;
+  if (BIAS) {
+    for (var j = 0u; j < 4u; j++) {
+      let col = min(vec4u(col0 + 4u * j) + vec4u(0u, 1u, 2u, 3u), vec4u(p.n - 1u));
+      bv[j] = vec4f(bias[col.x], bias[col.y], bias[col.z], bias[col.w]);
+    }
+  }
+  return bv;
+}
+
+// Stores 16 columns of row `row` from col0 (acc[j] holds columns col0 + 4j .. col0 + 4j + 3, bv
+// their bias): put()'s sums in put()'s order.
+fn store_row(row: u32, col0: u32, acc: array<vec4f, 4>, bv: array<vec4f, 4>) {
   if (row >= p.m) { return; }
   for (var q = 0u; q < 16u; q++) {
     let col = col0 + q;
     if (col >= p.n) { break; }
-    put(row, col, acc[q / 4u][q % 4u]);
+    var v = acc[q / 4u][q % 4u];
+    if (BIAS) { v += bv[q / 4u][q % 4u]; }
+    let idx = row * p.n + col;
+    if (ACC) { v += c[idx]; }
+    c[idx] = v;
   }
 }
 
 // Stores a 16 x 16 block (acc[i] is row row0 + i), row by row with constant indices.
 fn store_block(row0: u32, col0: u32, acc: array<array<vec4f, 4>, 16>) {
-  store_row(row0 + 0u, col0, acc[0]);
-  store_row(row0 + 1u, col0, acc[1]);
-  store_row(row0 + 2u, col0, acc[2]);
-  store_row(row0 + 3u, col0, acc[3]);
-  store_row(row0 + 4u, col0, acc[4]);
-  store_row(row0 + 5u, col0, acc[5]);
-  store_row(row0 + 6u, col0, acc[6]);
-  store_row(row0 + 7u, col0, acc[7]);
-  store_row(row0 + 8u, col0, acc[8]);
-  store_row(row0 + 9u, col0, acc[9]);
-  store_row(row0 + 10u, col0, acc[10]);
-  store_row(row0 + 11u, col0, acc[11]);
-  store_row(row0 + 12u, col0, acc[12]);
-  store_row(row0 + 13u, col0, acc[13]);
-  store_row(row0 + 14u, col0, acc[14]);
-  store_row(row0 + 15u, col0, acc[15]);
+  let bv = bias16(col0);
+  store_row(row0 + 0u, col0, acc[0], bv);
+  store_row(row0 + 1u, col0, acc[1], bv);
+  store_row(row0 + 2u, col0, acc[2], bv);
+  store_row(row0 + 3u, col0, acc[3], bv);
+  store_row(row0 + 4u, col0, acc[4], bv);
+  store_row(row0 + 5u, col0, acc[5], bv);
+  store_row(row0 + 6u, col0, acc[6], bv);
+  store_row(row0 + 7u, col0, acc[7], bv);
+  store_row(row0 + 8u, col0, acc[8], bv);
+  store_row(row0 + 9u, col0, acc[9], bv);
+  store_row(row0 + 10u, col0, acc[10], bv);
+  store_row(row0 + 11u, col0, acc[11], bv);
+  store_row(row0 + 12u, col0, acc[12], bv);
+  store_row(row0 + 13u, col0, acc[13], bv);
+  store_row(row0 + 14u, col0, acc[14], bv);
+  store_row(row0 + 15u, col0, acc[15], bv);
 }
 
 // 16 x 16 blocks: 32 vec4 loads per 1024 FMAs. The 64 vec4 accumulators do not fit the CPU's

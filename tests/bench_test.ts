@@ -72,7 +72,11 @@ Deno.test(
         assert.ok(r.ms > 0 && r.gflops > 0, JSON.stringify(r));
         assert.equal(r.peer.name, "tfjs-webgpu matMul");
         assert.ok(r.peer.ms > 0, JSON.stringify(r.peer));
+        assert.ok(r.extra.tfjs_same_layout_ms > 0, JSON.stringify(r.extra));
+        assert.ok(r.extra.vs_same_layout > 0, JSON.stringify(r.extra));
       }
+      // The A B record's own layout is the peer's.
+      assert.equal(mm[1].extra.tfjs_same_layout_ms, +mm[1].peer.ms.toFixed(2));
       const lm = out.results.find((r: { name: string }) => r.name === "lm_head_logprobs");
       assert.deepEqual(lm.shape, [16, 64, 20000]);
       assert.ok(lm.ms > 0 && lm.peak_bytes > 0 && lm.peer.peak_bytes > lm.peak_bytes);
