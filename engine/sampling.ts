@@ -268,7 +268,8 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
     if (temperature > 0) {
       const bs: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, z(), tokens];
       bs.push(logp, undefined, undefined, stats);
-      dev.dispatch(dev.kernel("sampling", "sample"), bs, dev.grid(g));
+      const filters = { TOPK: topK > 0 && topK < vl ? 1 : 0, TOPP: topP < 1 ? 1 : 0 };
+      dev.dispatch(dev.kernel("sampling", "sample", filters), bs, dev.grid(g));
     }
   }
   // The pool hands these buffers out again only to work recorded after this point.

@@ -60,6 +60,13 @@
 const WG: u32 = 64u;
 // Pivots per round of the threshold searches (16-way).
 const NP: u32 = 15u;
+// Whether the sample pass filters by top-k / top-p (engine/sampling.ts sets them from the call;
+// a pipeline each). Constants rather than tests of p.topk and p.topp, because llvmpipe runs an
+// if's body under a lane mask even when no lane takes it, and a search's first round is a pass
+// over the row: 16 rows, V = 151936, neither filter, alternating in one process: 21.7 ms per
+// sample pass with the tests, 16.6 ms with the constants.
+override TOPK: bool = false;
+override TOPP: bool = false;
 
 struct P {
   rows: u32,
@@ -587,7 +594,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   // 3. top-k threshold: largest key a with count(key >= a) >= k (count(key >= 0) = vl >= k).
   // Search invariant: pred(a) true, pred(b) false; each round cuts [a, b) 16-fold.
   var tk = 0u;
-  if (p.topk > 0u && p.topk < p.vl) {
+  if (TOPK) { // p.topk in (0, vl)
     var a = 0u;
     var b = kmax + 1u;
     loop {
@@ -610,7 +617,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 
   // 4. top-p threshold: largest key a >= tk with mass(key >= a) >= p * mass(key >= tk)
   var t = tk;
-  if (p.topp < 1.0) {
+  if (TOPP) { // p.topp < 1
     let want = p.topp * sum_f(lid, mass_ge(base, lo, hi, tk, m, inv_t));
     var a = tk;
     var b = kmax + 1u;
