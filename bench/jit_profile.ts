@@ -1,5 +1,5 @@
 /**
- * `deno run -A bench/jit_profile.ts [--wait S] [--seconds S] [--top N] [--context N]
+ * `deno run -A bench/jit_profile.ts [--wait S] [--seconds S] [--top N] [--context N] [--spans N]
  * [--matmul MxKxN[:nt|nn|tn]] [-- SCRIPT [ARGS...]]`: where the CPU time of a kernel goes on
  * llvmpipe, instruction by instruction.
  *
@@ -9,7 +9,8 @@
  * matmul at --matmul (default 512x896x4864:nt, the benchmark's shape), samples it with `perf record -e cpu-clock` for
  * --seconds after --wait, copies the process's small anonymous executable mappings out of
  * /proc/PID/mem while it still runs, stops it, disassembles the copies with `objdump`, and
- * prints the samples per mnemonic and the hottest instructions with the code before them.
+ * prints the samples per mnemonic, per KiB of code (--spans N: the N busiest) and the hottest
+ * instructions with the code before them.
  * Needs `perf` and `objdump` (Debian: linux-perf, binutils); a development aid, not part of
  * the engine or the suite (tests/jit_profile_test.ts checks its parsing on fixed text).
  *
@@ -83,6 +84,28 @@ export function byMnemonic(instrs: Instr[], ips: Map<bigint, number>): [string, 
   return [...by].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
 }
 
+/**
+ * Samples per `span`-byte stretch of code (by address), largest first: where a kernel's time
+ * sits (its k loop, its epilogue) when its hot code spans several stretches.
+ */
+export function bySpan(
+  instrs: Instr[],
+  ips: Map<bigint, number>,
+  span = 1024,
+): { lo: bigint; samples: number; instrs: number }[] {
+  const by = new Map<bigint, { samples: number; instrs: number }>();
+  const s = BigInt(span);
+  for (const i of instrs) {
+    const lo = i.addr / s * s;
+    const e = by.get(lo) ?? { samples: 0, instrs: 0 };
+    e.samples += ips.get(i.addr) ?? 0;
+    e.instrs++;
+    by.set(lo, e);
+  }
+  return [...by].map(([lo, e]) => ({ lo, ...e })).filter((e) => e.samples > 0)
+    .sort((a, b) => b.samples - a.samples || (a.lo < b.lo ? -1 : 1));
+}
+
 /** The `top` most sampled instructions, each with `context` instructions before it. */
 export function hotspots(
   instrs: Instr[],
@@ -147,6 +170,7 @@ async function main(argv: string[]): Promise<void> {
       top: { type: "string", default: "3" },
       context: { type: "string", default: "30" },
       matmul: { type: "string", default: "512x896x4864:nt" },
+      spans: { type: "string", default: "0" },
       "loop-matmul": { type: "string" },
     },
     allowPositionals: true,
@@ -216,6 +240,11 @@ async function main(argv: string[]): Promise<void> {
     console.log(`samples ${total}, in llvmpipe's compiled code ${inJit} (${pct(inJit)}%)`);
     for (const [op, n] of byMnemonic(instrs, ips).slice(0, 24)) {
       console.log(`  ${op.padEnd(14)} ${String(n).padStart(7)} ${pct(n)}%`);
+    }
+    const spans = bySpan(instrs, ips).slice(0, Number(values.spans));
+    if (spans.length > 0) console.log("samples per KiB of code, by address:");
+    for (const sp of spans) {
+      console.log(`  ${sp.lo.toString(16)} ${String(sp.samples).padStart(7)} ${pct(sp.samples)}%`);
     }
     for (const h of hotspots(instrs, ips, Number(values.top), Number(values.context))) {
       console.log(`\nhot ${h.addr.toString(16)}: ${h.samples} samples`);

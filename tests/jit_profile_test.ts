@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   anonExecRegions,
   byMnemonic,
+  bySpan,
   countIps,
   hotspots,
   parseMatmul,
@@ -72,6 +73,11 @@ Deno.test("jit_profile: samples per mnemonic and the hottest instruction with it
   assert.equal(h.lines.length, 3);
   assert.match(h.lines[0], /^7f210015a004 +0 {2}vaddps/);
   assert.match(h.lines[2], /^7f210015a00f +3 {2}jmp/);
+  // Per 16 bytes of code: [..00, ..10) holds 4 instructions and 4 samples, [..10, ..20) 2 and 1.
+  assert.deepEqual(bySpan(ins, ips, 16), [
+    { lo: 0x7f210015a000n, samples: 4, instrs: 4 },
+    { lo: 0x7f210015a010n, samples: 1, instrs: 2 },
+  ]);
 });
 
 Deno.test("jit_profile: --matmul parses shape and layout, rejects bad ones by name", () => {
