@@ -124,9 +124,11 @@ export function hotspots(
   });
 }
 
-async function run(cmd: string, args: string[]): Promise<string> {
+async function run(cmd: string, args: string[], mayFail = false): Promise<string> {
   const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  if (!r.success) {
+  if (!r.success && mayFail) {
+    console.error(`${cmd}: ${new TextDecoder().decode(r.stderr).trim()}`);
+  } else if (!r.success) {
     throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(r.stderr).trim()}`);
   }
   return new TextDecoder().decode(r.stdout);
@@ -203,7 +205,8 @@ async function main(argv: string[]): Promise<void> {
       "--",
       "sleep",
       values.seconds!,
-    ]);
+    ], true); // threads that come and go during the attach make it warn and fail; data is kept
+    if (!(await Deno.stat(data).catch(() => null))?.size) throw new Error("perf recorded nothing");
     const regions = anonExecRegions(await Deno.readTextFile(`/proc/${pid}/maps`));
     const mem = await Deno.open(`/proc/${pid}/mem`, { read: true });
     const instrs: Instr[] = [];
