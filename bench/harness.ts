@@ -65,6 +65,12 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/** One path for `timeCallsAlternating`: record a call; wait until the recorded work is done. */
+export interface CallJob {
+  record: () => void | Promise<void>;
+  wait: () => Promise<void>;
+}
+
 /**
  * Median ms per call of `record`, each timed iteration ending in `wait()` (which returns once
  * the recorded work is done).
@@ -81,41 +87,67 @@ export async function timeCalls(
   wait: () => Promise<void>,
   opts: TimeOptions = {},
 ): Promise<number> {
-  const run = async (reps: number) => {
+  return (await timeCallsAlternating([{ record, wait }], opts))[0];
+}
+
+/**
+ * `timeCalls` for several paths at once, their timed iterations taken in turn (a, b, c, a, b,
+ * c, ...) so that the machine's drift falls on all of them alike: on a shared CPU it shifts by
+ * as much as the ratios a bench reports, and timing one path after another puts a phase change
+ * between them. Each path gets its warm-up and its own batch size; the rounds go on until every
+ * path has `minIters` of them and `minMs` of timed work, or `maxIters` rounds.
+ */
+export async function timeCallsAlternating(
+  jobs: CallJob[],
+  opts: TimeOptions = {},
+): Promise<number[]> {
+  const run = async (job: CallJob, reps: number) => {
     const t0 = performance.now();
-    for (let r = 0; r < reps; r++) await record();
-    await wait();
+    for (let r = 0; r < reps; r++) await job.record();
+    await job.wait();
     return performance.now() - t0;
   };
-  for (let i = 0; i < (opts.warmup ?? 1); i++) await run(1);
   const minMs = opts.minMs ?? 1000;
   const minIters = opts.minIters ?? 3;
   const maxIters = opts.maxIters ?? 50;
   const below = opts.batchBelowMs ?? 20;
-  const one = await run(1);
-  if (below <= 0 || one >= below) {
-    const times = [one];
-    let total = one;
-    while (times.length < maxIters && (times.length < minIters || total < minMs)) {
-      const dt = await run(1);
-      times.push(dt);
-      total += dt;
-    }
-    return median(times);
-  }
   const maxBatch = opts.maxBatch ?? 4096;
-  let reps = 2;
-  while (reps < maxBatch && await run(reps) < 4 * Math.max(below, one)) reps *= 2;
-  const big: number[] = [], small: number[] = [];
-  let total = 0;
-  while (big.length < maxIters && (big.length < minIters || total < minMs)) {
-    const b = await run(reps), s = await run(reps / 2);
-    big.push(b);
-    small.push(s);
-    total += b + s;
+  // Per path: 1 (one call per wait) or the batch r of the slope between r and r/2 calls.
+  const reps: number[] = [];
+  const big: number[][] = [], small: number[][] = [], total: number[] = [];
+  for (const job of jobs) {
+    for (let i = 0; i < (opts.warmup ?? 1); i++) await run(job, 1);
+    const one = await run(job, 1);
+    let r = 1;
+    if (below > 0 && one < below) {
+      r = 2;
+      while (r < maxBatch && await run(job, r) < 4 * Math.max(below, one)) r *= 2;
+    }
+    reps.push(r);
+    // An unbatched path's first timed call counts as its first iteration.
+    big.push(r === 1 ? [one] : []);
+    small.push([]);
+    total.push(r === 1 ? one : 0);
   }
-  const slope = (median(big) - median(small)) / (reps / 2);
-  return slope > 0 ? slope : median(big) / reps;
+  const done = (j: number) => big[j].length >= minIters && total[j] >= minMs;
+  while (!jobs.every((_, j) => done(j)) && jobs.some((_, j) => big[j].length < maxIters)) {
+    for (const [j, job] of jobs.entries()) {
+      if (big[j].length >= maxIters) continue;
+      const b = await run(job, reps[j]);
+      big[j].push(b);
+      total[j] += b;
+      if (reps[j] > 1) {
+        const s = await run(job, reps[j] / 2);
+        small[j].push(s);
+        total[j] += s;
+      }
+    }
+  }
+  return jobs.map((_, j) => {
+    if (reps[j] === 1) return median(big[j]);
+    const slope = (median(big[j]) - median(small[j])) / (reps[j] / 2);
+    return slope > 0 ? slope : median(big[j]) / reps[j];
+  });
 }
 
 /** `timeCalls` with the device's own wait for submitted work. */

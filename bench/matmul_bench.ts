@@ -10,7 +10,9 @@
  * are timed to completion without reading C back: ours by the device's wait for submitted work,
  * tfjs's by reading back a one-element slice of its last product (which runs after it: on
  * llvmpipe that takes as long as reading all of C, 747 vs 752 ms at [512, 896, 4864]). Fast
- * products are timed in batches per wait (`timeCalls`), the peer's the same way. The peer is
+ * products are timed in batches per wait (`timeCalls`), the peer's the same way, and all six
+ * paths of a shape (our three layouts, tfjs's three) take their timed rounds in turn
+ * (`timeCallsAlternating`), so a phase of the shared machine falls on all alike. The peer is
  * tfjs's plain A B product, its fastest form; each record also carries tfjs's time for the
  * record's own layout (`tfjs_same_layout_ms`, matMul with transposeA or transposeB, and
  * `vs_same_layout`, that time over ours): tfjs takes x W^T at [512, 896, 4864] about 2.5x as
@@ -25,7 +27,14 @@ import { type Device, params } from "../engine/device.ts";
 import type { Tensor } from "../engine/tensor.ts";
 import { matmul } from "../engine/gemm.ts";
 import { Rng } from "../engine/rng.ts";
-import { type Bench, type BenchResult, gflops, timeCalls } from "./harness.ts";
+import {
+  type Bench,
+  type BenchResult,
+  type CallJob,
+  gflops,
+  timeCalls,
+  timeCallsAlternating,
+} from "./harness.ts";
 
 const SHAPES: [number, number, number][] = [
   [512, 896, 896],
@@ -90,40 +99,50 @@ export const benches: Bench[] = [{
         ? { warmup: 1, minMs: 0, minIters: 2, batchBelowMs: 0 }
         : { warmup: 1, minMs: 1000, minIters: 3 };
       const wait = () => dev.sync();
-      const nt = await timeCalls(() => matmul(dev, ta, tbNt, tc, { transB: true }), wait, timing);
-      const nn = await timeCalls(() => matmul(dev, ta, tbNn, tc), wait, timing);
-      const tn = await timeCalls(
-        () => matmul(dev, taT, tbNn, tc, { transA: true }),
-        wait,
-        timing,
-      );
-      let peer: BenchResult["peer"];
-      // tfjs's time for each layout: the peer is its plain A B product (its fastest form); the
-      // records also carry the time tfjs takes for the record's own layout (the same operation).
-      const tfMs: Record<string, number> = {};
+      const jobs: CallJob[] = [
+        { record: () => matmul(dev, ta, tbNt, tc, { transB: true }), wait },
+        { record: () => matmul(dev, ta, tbNn, tc), wait },
+        { record: () => matmul(dev, taT, tbNn, tc, { transA: true }), wait },
+      ];
+      // tfjs in each layout: the peer is its plain A B product (its fastest form); the records
+      // also carry the time tfjs takes for the record's own layout (the same operation).
+      const tfForms = ["nn", "nt", "tn"] as const;
+      const tfLast: (tf.Tensor | undefined)[] = [];
+      const tfIn: tf.Tensor[] = [];
       if (haveTf) {
         const xa = tf.tensor2d(a, [m, k]), xb = tf.tensor2d(b, [k, n]);
         const xaT = tf.tensor2d(at, [k, m]), xbT = tf.tensor2d(b, [n, k]);
+        tfIn.push(xa, xb, xaT, xbT);
         const forms = {
           nn: () => tf.matMul(xa, xb),
           nt: () => tf.matMul(xa, xbT, false, true),
           tn: () => tf.matMul(xaT, xb, true, false),
         };
-        for (const [form, f] of Object.entries(forms)) {
-          let last: tf.Tensor | undefined;
-          tfMs[form] = await timeCalls(() => {
-            last?.dispose();
-            last = f();
-          }, async () => {
-            // A one-element slice of the last product: it runs after that product, so its
-            // read-back waits for all the work recorded before it.
-            const s = tf.slice(last!, [m - 1, n - 1], [1, 1]);
-            await s.data();
-            s.dispose();
-          }, timing);
-          last?.dispose();
+        for (const [i, form] of tfForms.entries()) {
+          jobs.push({
+            record: () => {
+              tfLast[i]?.dispose();
+              tfLast[i] = forms[form]();
+            },
+            wait: async () => {
+              // A one-element slice of the last product: it runs after that product, so its
+              // read-back waits for all the work recorded before it.
+              const s = tf.slice(tfLast[i]!, [m - 1, n - 1], [1, 1]);
+              await s.data();
+              s.dispose();
+            },
+          });
         }
-        for (const x of [xa, xb, xaT, xbT]) x.dispose();
+      }
+      // All six in turn, so that the machine's drift falls on ours and the peer's alike.
+      const [nt, nn, tn, ...tfTimes] = await timeCallsAlternating(jobs, timing);
+      for (const x of [...tfLast, ...tfIn]) x?.dispose();
+      let peer: BenchResult["peer"];
+      const tfMs: Record<string, number> = {};
+      for (const [i, form] of tfForms.entries()) {
+        if (tfTimes[i] !== undefined) tfMs[form] = tfTimes[i];
+      }
+      if (haveTf) {
         peer = { name: "tfjs-webgpu matMul", ms: tfMs.nn, gflops: gflops(2 * m * n * k, tfMs.nn) };
       }
       const layouts = [["x W^T (nt)", nt, "nt"], ["A B (nn)", nn, "nn"], [

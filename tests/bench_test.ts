@@ -3,7 +3,7 @@
  * `deno task bench` writes (run here on the quick shapes).
  */
 import assert from "node:assert/strict";
-import { gemmName, parseGemm, timeCalls, timeGpu } from "../bench/harness.ts";
+import { gemmName, parseGemm, timeCalls, timeCallsAlternating, timeGpu } from "../bench/harness.ts";
 import { fill } from "../engine/elementwise.ts";
 import { discoverBenches, main } from "../bench/main.ts";
 import { fmaCeiling } from "../bench/matmul_bench.ts";
@@ -40,6 +40,31 @@ Deno.test("timeCalls: slow calls, or batchBelowMs 0, are timed one per wait", as
   );
   assert.deepEqual([calls, waits], [4, 4]);
   assert.ok(ms >= 25 && ms < 40, `${ms}`);
+});
+
+Deno.test("timeCallsAlternating: paths take their timed rounds in turn, each its own figure", async () => {
+  const log: string[] = [];
+  const job = (name: string, ms: number) => ({
+    record: () => {
+      log.push(name);
+      spin(ms);
+    },
+    wait: () => Promise.resolve(void log.push(`${name}.wait`)),
+  });
+  // Slow calls: one per wait; warm-up and first timed call per path, then rounds a, b, a, b.
+  const [a, b] = await timeCallsAlternating([job("a", 22), job("b", 30)], {
+    warmup: 1,
+    minMs: 0,
+    minIters: 3,
+  });
+  assert.ok(a >= 22 && a < 35 && b >= 30 && b < 45, `${a} ${b}`);
+  const calls = log.filter((x) => !x.endsWith(".wait"));
+  assert.deepEqual(calls, ["a", "a", "b", "b", "a", "b", "a", "b"]);
+  // Fast calls with a dear wait: batched per path, the wait's cost cancels out of each figure.
+  const fast = (ms: number) => ({ record: () => spin(ms), wait: () => Promise.resolve(spin(3)) });
+  const [f1, f2] = await timeCallsAlternating([fast(0.05), fast(0.1)], { minMs: 0, minIters: 3 });
+  assert.ok(f1 > 0.035 && f1 < 0.075, `per-call ms ${f1}, expected about 0.05`);
+  assert.ok(f2 > 0.075 && f2 < 0.14, `per-call ms ${f2}, expected about 0.1`);
 });
 
 Deno.test("timeGpu: per-call time of a kernel on the device", gpuTest, async () => {
