@@ -13,6 +13,7 @@
 
 // Engine: device, tensors, kernels, optimizer.
 export { Device, type DeviceOptions, type MemoryStats } from "./engine/device.ts";
+export { formatKernelTimes, type KernelTime } from "./engine/kernel_profile.ts";
 export {
   DeviceLostError,
   GpuOutOfMemoryError,

@@ -424,7 +424,13 @@ export function attentionDecode(dev: Device, a: AttentionDecodeArgs): void {
   b[15] = a.kCache;
   b[16] = a.vCache;
   b[17] = a.lengths;
-  dev.dispatch(dev.kernel("attention", "attn_decode", { D4: hd / 4 }), b, [rows, hq]);
+  if (dev.attention === "rows4") {
+    // One invocation per (row, head): llvmpipe's form (see the kernel).
+    const k = dev.kernel("attention", "attn_decode_rows", { D4: hd / 4 });
+    dev.dispatch(k, b, dev.grid(Math.ceil((rows * hq) / 64)));
+  } else {
+    dev.dispatch(dev.kernel("attention", "attn_decode", { D4: hd / 4 }), b, [rows, hq]);
+  }
   if (!a.lse) lse.dispose();
 }
 

@@ -31,6 +31,7 @@ import {
   type TensorSlice,
   type TypedArrayFor,
 } from "./tensor.ts";
+import { formatKernelTimes, KernelProfiler, type KernelTime } from "./kernel_profile.ts";
 
 /** Uniform parameters of one dispatch, built field by field (4 bytes each, std140-free). */
 export class Params {
@@ -164,6 +165,7 @@ export class Device {
   #pipelines = new Map<string, Kernel>();
   #modules = new Map<string, GPUShaderModule>();
   #staging: GPUBuffer[] = [];
+  #profiler: KernelProfiler | null = null;
 
   /** Counters, for benchmarks and tests. */
   readonly counters = { dispatches: 0, submits: 0, readbacks: 0 };
@@ -235,6 +237,11 @@ export class Device {
     if (opts.gemm) dev.gemm = { ...dev.gemm, ...opts.gemm };
     if (opts.attention) dev.attention = opts.attention;
     const log = opts.log ?? ((line: string) => console.error(line));
+    if (profileFromEnv()) {
+      dev.startKernelProfile();
+      // What has been read back by then (every sync point's work); printed once per device.
+      globalThis.addEventListener("unload", () => log(formatKernelTimes(dev.#profiler!.table())));
+    }
     log(
       `[device] ${dev.description}${dev.isFallback ? " (fallback/software adapter)" : ""}; ` +
         `binding ${(dev.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, ` +
@@ -573,6 +580,8 @@ export class Device {
       }
     }
     if (x === 0 || y === 0 || z === 0) return;
+    // Out of timestamps for this submission: submit first (before this dispatch's uniforms).
+    if (this.#profiler?.full) this.flush();
     const entries: GPUBindGroupEntry[] = [];
     let uniformBytes: Uint32Array | null = null;
     for (let i = 0; i < bindings.length; i++) {
@@ -594,10 +603,22 @@ export class Device {
     }
     this.#open();
     const group = this.gpu.createBindGroup({ label: kernel.name, layout: kernel.layout, entries });
-    const pass = this.#computePass();
-    pass.setPipeline(kernel.pipeline);
-    pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(x, y, z);
+    if (this.#profiler) {
+      // A pass of its own, timestamped at its start and end.
+      this.#endPass();
+      const pass = this.#enc().beginComputePass({
+        timestampWrites: this.#profiler.next(kernel.name),
+      });
+      pass.setPipeline(kernel.pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(x, y, z);
+      pass.end();
+    } else {
+      const pass = this.#computePass();
+      pass.setPipeline(kernel.pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(x, y, z);
+    }
     this.counters.dispatches++;
     this.#batchKernels.push(kernel.name);
   }
@@ -681,7 +702,9 @@ export class Device {
           this.#uniformUsed,
         );
       }
+      const read = this.#profiler?.resolve(this.#encoder);
       this.gpu.queue.submit([this.#encoder.finish()]);
+      read?.();
       this.#encoder = null;
       this.#uniformUsed = 0;
       this.counters.submits++;
@@ -716,7 +739,39 @@ export class Device {
     this.#checkLost();
   }
 
+  /**
+   * Starts timing every dispatch on the GPU (engine/kernel_profile.ts): each gets a compute pass
+   * of its own with timestamps; `capacity` dispatches per submission. Needs the adapter's
+   * timestamp-query feature.
+   */
+  startKernelProfile(capacity = 1024): void {
+    if (!this.features.has("timestamp-query")) {
+      throw new Error(
+        `kernel profiling needs the timestamp-query feature, which ${this.description} does not offer`,
+      );
+    }
+    this.flush();
+    this.#profiler = new KernelProfiler(this.gpu, capacity);
+  }
+
+  /** Calls and GPU ms per kernel since startKernelProfile(), once the work so far is done. */
+  async kernelProfile(): Promise<KernelTime[]> {
+    if (!this.#profiler) throw new Error("kernelProfile(): startKernelProfile() was not called");
+    await this.sync();
+    await this.#profiler.settle();
+    return this.#profiler.table();
+  }
+
   destroy(): void {
     this.gpu.destroy();
+  }
+}
+
+/** Whether QPT_KERNEL_PROFILE=1 (false where the environment may not be read). */
+function profileFromEnv(): boolean {
+  try {
+    return Deno.env.get("QPT_KERNEL_PROFILE") === "1";
+  } catch {
+    return false;
   }
 }

@@ -160,11 +160,9 @@ function gatherRows(x: ArrayLike<number>, rows: number[], width: number): Float3
   return out;
 }
 
-Deno.test(
+test(
   "attentionDecode() after a ragged prefill equals the rows of a full causal forward",
-  gpuTest,
-  async () => {
-    const dev = await testDevice();
+  async (dev) => {
     const rng = new Rng(24);
     for (
       const dims of [
