@@ -125,7 +125,15 @@ export function hotspots(
 }
 
 async function run(cmd: string, args: string[], mayFail = false): Promise<string> {
-  const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  let r: Deno.CommandOutput;
+  try {
+    r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`jit_profile needs ${cmd} on PATH (Debian: linux-perf for perf, binutils)`);
+    }
+    throw e;
+  }
   if (!r.success && mayFail) {
     console.error(`${cmd}: ${new TextDecoder().decode(r.stderr).trim()}`);
   } else if (!r.success) {
