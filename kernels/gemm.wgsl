@@ -26,8 +26,9 @@
 //   gemm_any   scalar loads through strides, any layout and size (the fallback)
 //   sum_rows   out[n] (+)= sum_m x[m, n], one invocation per column, rows in order
 //   transpose  out [N, M] = x [M, N]^T (at the end of the file)
-// Bindings: 0 P, 1 A, 2 B, 3 C (read_write), 4 bias (read only with BIAS; a dummy otherwise). Rows / columns past M / N are clamped on load and masked on store, so any M, N
-// works. Every output element sums its K terms in increasing k: results are deterministic.
+// Bindings: 0 P, 1 A, 2 B, 3 C (read_write), 4 bias (read only with BIAS; a dummy otherwise).
+// Rows / columns past M / N are clamped on load and masked on store, so any M, N works. Every
+// output element sums its K terms in increasing k: results are deterministic.
 // Why no workgroup memory: on llvmpipe (a CPU) barriers and shared tiles cost more than the
 // cache reuse they buy; register blocking with vec4 loads is the fast form there. (Mesa 22.3
 // loads workgroup memory lane by lane, as it loads storage: the 16 x 16 kernel with its A and B
