@@ -15,13 +15,16 @@
  *   occupy at its peak (inputs, outputs and scratch), from dev.memory.peak after resetPeak().
  * - backward: there is no GPU peer; the float64 CPU reference (engine/attention_ref.ts, plain
  *   single-threaded JavaScript) is timed once on the same inputs.
+ * - decode (`attention_decode`: 8 sequences, one new query each, against a KV cache of T rows):
+ *   the other form's decode kernel, timed in alternating rounds with the device's (rows4's
+ *   attn_decode_rows, one invocation per row and head; rows1's attn_decode, a workgroup each).
  */
-import { attentionBackward, attentionForward } from "../engine/attention.ts";
+import { attentionBackward, attentionDecode, attentionForward } from "../engine/attention.ts";
 import { attentionBackwardRef } from "../engine/attention_ref.ts";
-import { type Device, type Kernel, params } from "../engine/device.ts";
+import { type AttentionForm, type Device, type Kernel, params } from "../engine/device.ts";
 import { Rng } from "../engine/rng.ts";
 import type { Tensor } from "../engine/tensor.ts";
-import { type Bench, type BenchResult, gflops, timeGpu } from "./harness.ts";
+import { type Bench, type BenchResult, gflops, timeCallsAlternating, timeGpu } from "./harness.ts";
 
 const HQ = 14, HKV = 2, D = 64;
 
@@ -202,6 +205,39 @@ export const benches: Bench[] = [{
       extra: { form: dev.attention, scratch_bytes: bwdPeak },
     });
     for (const x of [...Object.values(a), dout, dq, dk, dv]) x.dispose();
+
+    // Decoding: B sequences, one new query each, every cache holding t rows.
+    const B = 8;
+    const kCache = dev.upload("k_cache", rng.normals(B * t * HKV * D), [B, t, HKV * D]);
+    const vCache = dev.upload("v_cache", rng.normals(B * t * HKV * D), [B, t, HKV * D]);
+    const lengths = dev.upload("lengths", new Array(B).fill(t - 1), [B], "u32");
+    const dq1 = dev.upload("decode_q", rng.normals(B * HQ * D), [B, HQ * D]);
+    const dOut = dev.empty("decode_out", [B, HQ * D]);
+    const form = dev.attention;
+    const other: AttentionForm = form === "rows4" ? "rows1" : "rows4";
+    const decode = (f: AttentionForm) => () => {
+      dev.attention = f;
+      try {
+        attentionDecode(dev, { q: dq1, kCache, vCache, lengths, out: dOut, ...dims });
+      } finally {
+        dev.attention = form;
+      }
+    };
+    const wait = () => dev.sync();
+    const [ours, theirs] = await timeCallsAlternating(
+      [{ record: decode(form), wait }, { record: decode(other), wait }],
+      timing,
+    );
+    const decFlops = 4 * B * t * D * HQ;
+    results.push({
+      name: "attention_decode",
+      shape: [B, t, HQ, HKV, D],
+      ms: ours,
+      gflops: gflops(decFlops, ours),
+      extra: { form },
+      peer: { name: `${other} decode`, ms: theirs, gflops: gflops(decFlops, theirs) },
+    });
+    for (const x of [kCache, vCache, lengths, dq1, dOut]) x.dispose();
     return results;
   },
 }];

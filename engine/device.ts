@@ -603,22 +603,18 @@ export class Device {
     }
     this.#open();
     const group = this.gpu.createBindGroup({ label: kernel.name, layout: kernel.layout, entries });
+    let pass: GPUComputePassEncoder;
     if (this.#profiler) {
       // A pass of its own, timestamped at its start and end.
       this.#endPass();
-      const pass = this.#enc().beginComputePass({
-        timestampWrites: this.#profiler.next(kernel.name),
-      });
-      pass.setPipeline(kernel.pipeline);
-      pass.setBindGroup(0, group);
-      pass.dispatchWorkgroups(x, y, z);
-      pass.end();
+      pass = this.#enc().beginComputePass({ timestampWrites: this.#profiler.next(kernel.name) });
     } else {
-      const pass = this.#computePass();
-      pass.setPipeline(kernel.pipeline);
-      pass.setBindGroup(0, group);
-      pass.dispatchWorkgroups(x, y, z);
+      pass = this.#computePass();
     }
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(x, y, z);
+    if (this.#profiler) pass.end();
     this.counters.dispatches++;
     this.#batchKernels.push(kernel.name);
   }

@@ -444,17 +444,30 @@ fn attn_bwd_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_in
 var<workgroup> dsc: array<f32, DWG>;
 var<workgroup> dmerge: array<vec4f, DWG>;
 
+// Decode query `row` (= b * t_new + t) of head h: the cache rows it attends to (0 .. k_end - 1)
+// and the offset (vec4) of its KV head in row 0 of sequence b's cache.
+struct DecodeRow {
+  k_end: u32,
+  cache0: u32,
+}
+
+fn decode_row(row: u32, h: u32) -> DecodeRow {
+  let kh = h / (p.hq / p.hkv);
+  let b = row / p.t_new;
+  let t = row - b * p.t_new;
+  let cache0 = b * p.max_len * (p.hkv * D4) + kh * D4;
+  return DecodeRow(min(lens[b] + t + 1u, p.max_len), cache0);
+}
+
 @compute @workgroup_size(DWG)
 fn attn_decode(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let row = wid.x; // b * t_new + t
   let h = wid.y;
-  let kh = h / (p.hq / p.hkv);
-  let b = row / p.t_new;
-  let t = row - b * p.t_new;
-  let k_end = min(lens[b] + t + 1u, p.max_len);
+  let dr = decode_row(row, h);
+  let k_end = dr.k_end;
   let qw = p.hq * D4;
   let kw = p.hkv * D4;
-  let cache0 = b * p.max_len * kw + kh * D4;
+  let cache0 = dr.cache0;
   // P V split: column c (vec4) over key subset r of R = 64 / D4 subsets.
   let nsub = DWG / D4;
   let c = lid % D4;
@@ -514,19 +527,16 @@ fn attn_decode_rows(@builtin(global_invocation_id) gid: vec3u,
   if (id >= nrows * p.hq) { return; }
   let row = id / p.hq; // b * t_new + t
   let h = id % p.hq;
-  let kh = h / (p.hq / p.hkv);
-  let b = row / p.t_new;
-  let t = row - b * p.t_new;
-  let k_end = min(lens[b] + t + 1u, p.max_len);
+  let dr = decode_row(row, h);
   let qw = p.hq * D4;
   let kw = p.hkv * D4;
-  let cache0 = b * p.max_len * kw + kh * D4;
+  let cache0 = dr.cache0;
   var qr: array<vec4f, MAXD4>;
   var acc: array<vec4f, MAXD4>;
   for (var d = 0u; d < D4; d++) { qr[d] = q[row * qw + h * D4 + d] * p.scale2; }
   var m = NEG_BIG;
   var l = 0.0;
-  for (var j = 0u; j < k_end; j++) {
+  for (var j = 0u; j < dr.k_end; j++) {
     let kb = cache0 + j * kw;
     var s4 = vec4f(0.0);
     for (var d = 0u; d < D4; d++) { s4 += qr[d] * kc[kb + d]; }

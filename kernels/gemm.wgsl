@@ -70,13 +70,20 @@ struct P {
 override BIAS: bool = false; // add bias[col]
 override ACC: bool = false; // add C's old value (gradient accumulation)
 
-// C[r, col] = v (+ bias[col]) (+ C[r, col]), per BIAS and ACC; r and col inside C.
-fn put(r: u32, col: u32, v0: f32) {
+// C[r, col] = v (+ b) (+ C[r, col]), per BIAS and ACC; r and col inside C, b the column's bias.
+fn put_b(r: u32, col: u32, v0: f32, b: f32) {
   var v = v0;
-  if (BIAS) { v += bias[col]; }
+  if (BIAS) { v += b; }
   let idx = r * p.n + col;
   if (ACC) { v += c[idx]; }
   c[idx] = v;
+}
+
+// put_b with bias[col] (read only with BIAS).
+fn put(r: u32, col: u32, v0: f32) {
+  var b = 0.0;
+  if (BIAS) { b = bias[col]; }
+  put_b(r, col, v0, b);
 }
 
 fn store(row0: u32, col0: u32, acc: array<vec4f, 4>) {
@@ -173,17 +180,13 @@ fn bias16(col0: u32) -> array<vec4f, 4> {
 }
 
 // Stores 16 columns of row `row` from col0 (acc[j] holds columns col0 + 4j .. col0 + 4j + 3, bv
-// their bias): put()'s sums in put()'s order.
+// their bias).
 fn store_row(row: u32, col0: u32, acc: array<vec4f, 4>, bv: array<vec4f, 4>) {
   if (row >= p.m) { return; }
   for (var q = 0u; q < 16u; q++) {
     let col = col0 + q;
     if (col >= p.n) { break; }
-    var v = acc[q / 4u][q % 4u];
-    if (BIAS) { v += bv[q / 4u][q % 4u]; }
-    let idx = row * p.n + col;
-    if (ACC) { v += c[idx]; }
-    c[idx] = v;
+    put_b(row, col, acc[q / 4u][q % 4u], bv[q / 4u][q % 4u]);
   }
 }
 

@@ -173,11 +173,15 @@ Deno.test(
       const out = JSON.parse(await Deno.readTextFile(file));
       assert.equal(out.attention, "rows1");
       const names = out.results.map((r: { name: string }) => r.name);
-      assert.deepEqual(names, ["attention_fwd", "attention_bwd"]);
+      assert.deepEqual(names, ["attention_fwd", "attention_bwd", "attention_decode"]);
       for (const r of out.results) {
         assert.equal(r.extra.form, "rows1", JSON.stringify(r));
         assert.ok(r.ms > 0 && r.gflops > 0, JSON.stringify(r));
       }
+      // Decoding's peer is the other form's kernel, timed in the same run.
+      const dec = out.results[2];
+      assert.equal(dec.peer.name, "rows4 decode");
+      assert.ok(dec.peer.ms > 0, JSON.stringify(dec));
     } finally {
       await Deno.remove(file);
     }
