@@ -675,6 +675,13 @@ export class Qwen2 {
    * Accumulates parameter gradients of `sum_b sum_t dlogp[b][t] * logp[b][t]` into `grads`
    * (call `zeroGrads()` first) and releases the forward state. `dlogp[b]` has one value per
    * target (length of sequence b minus one), as the objectives return it.
+   *
+   * Positions whose dlogp is exactly 0 add nothing to any gradient, so the LM head's backward
+   * (its logits recomputed over the whole vocabulary) leaves them out: a GRPO group whose rewards
+   * are all equal, a token PPO's clip has cut off. When every value is 0 nothing runs at all and
+   * `grads` stay as they were. The gradients are the same up to rounding (the head's weight
+   * gradient sums fewer rows), and a non-finite activation at such a position no longer reaches
+   * them through 0 * Inf.
    */
   backward(state: ForwardState, dlogp: readonly ArrayLike<number>[]): void {
     if (!state.hidden || !state.xL || !state.rstdF) {
@@ -696,24 +703,46 @@ export class Qwen2 {
         );
       }
     });
-    const dHidden = dev.zeros("grad.hidden", [n, d]);
-    if (rows.length > 0) {
-      const dl = dev.upload("dlogp", rows.map((i) => flat[i]), [rows.length]);
-      const dHead = dev.empty("grad.head_hidden", [rows.length, d]);
-      lmHeadBackward(dev, {
-        hidden: state.headHidden!,
-        weight: this.head,
-        targets: state.headTargets,
-        lse: state.lse,
-        dlogp: dl,
-        dhidden: dHead,
-        dweight: this.#grad(cfg.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"),
-      });
-      // Each head row goes back to its packed position (a scatter with unique rows).
-      embeddingBackward(dev, rows, dHead, dHidden);
-      dl.dispose();
-      dHead.dispose();
+    // The head rows that carry a gradient (indices into rows); NaN counts, so that it shows.
+    const live: number[] = [];
+    rows.forEach((pos, i) => {
+      if (flat[pos] !== 0) live.push(i);
+    });
+    if (live.length === 0) {
+      this.release(state);
+      return;
     }
+    const dHidden = dev.zeros("grad.hidden", [n, d]);
+    const s = live.length, all = s === rows.length;
+    const owned: Tensor[] = [];
+    const gather = (t: Tensor, width: number, name: string) => {
+      const out = dev.empty(name, [s, width]);
+      embeddingForward(dev, t.reshape([rows.length, width]), live, out);
+      owned.push(out);
+      return out;
+    };
+    const hidden = all ? state.headHidden! : gather(state.headHidden!, d, "head.hidden.live");
+    const lse = all ? state.lse : gather(state.lse, 1, "logp.lse.live").reshape([s]);
+    let targets = state.headTargets;
+    if (!all) {
+      const host = state.batch.host;
+      targets = dev.upload("head.targets.live", live.map((i) => host.targets[rows[i]]), [s], "u32");
+      owned.push(targets);
+    }
+    const dl = dev.upload("dlogp", live.map((i) => flat[rows[i]]), [s]);
+    const dHead = dev.empty("grad.head_hidden", [s, d]);
+    lmHeadBackward(dev, {
+      hidden,
+      weight: this.head,
+      targets,
+      lse,
+      dlogp: dl,
+      dhidden: dHead,
+      dweight: this.#grad(cfg.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"),
+    });
+    // Each head row goes back to its packed position (a scatter with unique rows).
+    embeddingBackward(dev, live.map((i) => rows[i]), dHead, dHidden);
+    for (const t of [dl, dHead, ...owned]) t.dispose();
     let dx = dev.empty("grad.x", [n, d]);
     rmsnormBackward(
       dev,

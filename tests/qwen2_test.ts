@@ -131,14 +131,20 @@ for (const recompute of [false, true]) {
       recompute ? " with recomputed activations" : ""
     }`,
     async (dev) => {
-      for (const tied of recompute ? [true] : [true, false]) {
+      // The third case has weights of exactly 0 (all of the second sequence, every third
+      // position of the first), which the backward leaves out of the LM head.
+      const cases = recompute ? [[true, false]] : [[true, false], [false, false], [true, true]];
+      for (const [tied, zeros] of cases) {
         const cfg = smallConfig(tied);
         const w = randomWeights(cfg, 10 + Number(tied));
         const model = buildModel(dev, cfg, w);
         const rng = new Rng(7);
-        const seqs = randomSeqs(rng, cfg.vocabSize, [6, 3]);
-        const wts = seqs.map((s) =>
-          Array.from({ length: s.length - 1 }, () => rng.uniform() - 0.5)
+        const seqs = randomSeqs(rng, cfg.vocabSize, zeros ? [7, 4, 5] : [6, 3]);
+        const wts = seqs.map((s, b) =>
+          Array.from(
+            { length: s.length - 1 },
+            (_, t) => zeros && (b === 1 || t % 3 === 0) ? 0 : rng.uniform() - 0.5,
+          )
         );
         model.zeroGrads();
         const state = model.forward(seqs, { train: true, recompute });
@@ -171,7 +177,7 @@ for (const recompute of [false, true]) {
             assertClose([g[i]], [fd], {
               atol: 2e-4,
               rtol: 2e-3,
-              label: `d/d ${name}[${i}] (tied=${tied}, recompute=${recompute})`,
+              label: `d/d ${name}[${i}] (tied=${tied}, recompute=${recompute}, zeros=${zeros})`,
             });
           }
         }
@@ -209,6 +215,28 @@ test("a row mask runs the LM head on the masked positions only and gives the sam
     })
   );
   assertClose(grads[1], grads[0], { atol: 1e-7, rtol: 1e-5 });
+  model.dispose();
+});
+
+test("a backward whose dlogp is all 0 runs nothing and leaves the gradients as they were", async (dev) => {
+  const cfg = smallConfig(true);
+  const model = buildModel(dev, cfg, randomWeights(cfg, 24));
+  const seqs = randomSeqs(new Rng(25), cfg.vocabSize, [6, 4]);
+  model.zeroGrads();
+  model.backward(
+    model.forward(seqs, { train: true }),
+    seqs.map((s) => new Array(s.length - 1).fill(0.5)),
+  );
+  const name = "model.layers.0.self_attn.k_proj.weight";
+  const before = await model.grads!.get(name)!.read();
+  const live = dev.memory.live - dev.memory.pooled;
+  const st = model.forward(seqs, { train: true });
+  const dispatches = dev.counters.dispatches;
+  model.backward(st, seqs.map((s) => new Array(s.length - 1).fill(0)));
+  assert.equal(dev.counters.dispatches, dispatches, "dispatches for a zero dlogp");
+  assert.equal(dev.memory.live - dev.memory.pooled, live, "the forward state is released");
+  const after = await model.grads!.get(name)!.read();
+  assert.deepEqual(new Uint32Array(after.buffer), new Uint32Array(before.buffer));
   model.dispose();
 });
 
