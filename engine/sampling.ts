@@ -48,7 +48,17 @@ export interface SampleTokensArgs {
   chunkRows?: number;
   /** Rows per sampling group (logits of one group share the scratch). Default: all that fit. */
   groupRows?: number;
+  /**
+   * The logits layout, rows x columns per invocation (see the kernel header), for tests and
+   * benchmarks; by default chosen from the group's rows and the adapter. Needs d % 4 == 0.
+   * The results do not depend on it.
+   */
+  layout?: SamplingLayout;
 }
+
+/** Rows x columns of the logits each invocation computes. */
+export type SamplingLayout = "1x8" | "4x8" | "8x8" | "16x16";
+const LAYOUTS: readonly SamplingLayout[] = ["1x8", "4x8", "8x8", "16x16"];
 
 function gcd(a: number, b: number): number {
   while (b !== 0) [a, b] = [b, a % b];
@@ -149,6 +159,13 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
   }
   const topP = a.topP ?? 1;
   if (!(topP > 0 && topP <= 1)) throw new RangeError(`${op}: topP ${topP} must be in (0, 1]`);
+  if (a.layout !== undefined && (!LAYOUTS.includes(a.layout) || d % 4 !== 0)) {
+    throw new RangeError(
+      `${op}: layout ${a.layout} ${
+        LAYOUTS.includes(a.layout) ? `needs d % 4 == 0 (d = ${d})` : `is not one of ${LAYOUTS}`
+      }`,
+    );
+  }
   if (!isU32(a.seed)) throw new RangeError(`${op}: seed ${a.seed} must be a u32`);
   if (!isU32(a.counter)) throw new RangeError(`${op}: counter ${a.counter} must be a u32`);
   if (a.chunkRows !== undefined && !(Number.isInteger(a.chunkRows) && a.chunkRows >= 1)) {
@@ -213,20 +230,21 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
       dev.limits.maxStorageBufferBindingSize,
     );
   }
-  // Logits layout (see the kernel header): 1 row x 8 columns per invocation for groups of 1 or
-  // 2 rows, 4 x 8 for more, and on llvmpipe 8 x 8 for 5 to 15 rows and 16 x 16 for 16 or more
-  // (timed there only; on a GPU 16 x 16's 64 vec4 accumulators would exceed a thread's
-  // registers); scalar when d % 4 != 0. The vec4 layouts give the same bits.
-  const layout = (g: number): { entry: string; cols: number; rows: number } =>
-    d % 4 !== 0
-      ? { entry: "logits1", cols: 1, rows: 1 }
-      : g <= 2
-      ? { entry: "logits1x8", cols: 8, rows: 1 }
-      : g <= 4 || !dev.isFallback
-      ? { entry: "logits4x8", cols: 8, rows: 4 }
-      : g < 16
-      ? { entry: "logits8x8", cols: 8, rows: 8 }
-      : { entry: "logits16x16", cols: 16, rows: 16 };
+  // Logits layout (see the kernel header), rows x columns per invocation: 1 x 8 for groups of
+  // 1 or 2 rows, then 4 x 8 on a GPU (16 x 16's 64 vec4 accumulators would exceed a thread's
+  // registers); on llvmpipe 4 x 8 up to 4 rows, 8 x 8 up to 8 and 16 x 16 beyond, since there a
+  // part-filled block costs about what a full one does (at d = 64 and V = 151936, 9 to 15 rows
+  // in 16 x 16 took 31-41 ms against 50-61 ms in 8 x 8); scalar when d % 4 != 0. The vec4
+  // layouts give the same bits.
+  const pick = (g: number): SamplingLayout =>
+    a.layout ??
+      (g <= 2 ? "1x8" : !dev.isFallback || g <= 4 ? "4x8" : g <= 8 ? "8x8" : "16x16");
+  const layout = (g: number): { entry: string; cols: number; rows: number } => {
+    if (d % 4 !== 0) return { entry: "logits1", cols: 1, rows: 1 };
+    const name = pick(g);
+    const [r, c] = name.split("x").map(Number);
+    return { entry: `logits${name}`, cols: c, rows: r };
+  };
   const p = (g: number, row0: number, c0: number, cn: number) =>
     params().u32(g).u32(row0).u32(d).u32(vl).u32(c0).u32(cn).u32(topK < vl ? topK : 0)
       .u32(a.seed).u32(a.counter).f32(temperature).f32(topP);

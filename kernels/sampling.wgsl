@@ -5,15 +5,16 @@
 //              [c0, c0 + cn) of the LM head [V, d], bound as a slice (the 151936 x 896 fp32
 //              head is 544 MB, over the 128 MiB binding limit). One invocation computes 4 rows
 //              x 8 columns from vec4 loads, no workgroup memory; needs d % 4 == 0.
-//   logits8x8  the same for 8 rows x 8 columns (groups of 5 to 15 rows, on llvmpipe).
-//   logits16x16  the same for 16 x 16 (groups of 16 rows or more, on llvmpipe).
+//   logits8x8  the same for 8 rows x 8 columns (groups of 5 to 8 rows, on llvmpipe).
+//   logits16x16  the same for 16 x 16 (groups of 9 rows or more, on llvmpipe).
 //   logits1x8  the same for 1 row x 8 columns (groups of 1 or 2 rows: no redundant rows).
 //              All four sum a logit as dot products of 4 k at a time in ascending k, so every
 //              layout gives the same bits. On llvmpipe (V = 151936, the same process
 //              alternating) against an earlier form that kept four partial sums per logit (a
 //              vec4 accumulator each): R = 100, d = 64: 8 x 8 174.5 ms before, 163.6 now,
 //              16 x 16 123.6; R = 16, d = 64: 38.9, 36.2, 27.8; R = 64, d = 896: 854, 755,
-//              566; R = 8, d = 64: 24.8, 23.5, 26.8 (so 8 x 8 keeps groups under 16);
+//              566; R = 8, d = 64: 24.8, 23.5, 26.8 (so 8 x 8 keeps groups of 5 to 8; at 9
+//              to 15 a part-filled 16 x 16 block beats two 8 x 8 ones, engine/sampling.ts);
 //              4 x 8 at R = 100, d = 64: 293.7 before, 232.2 now; 1 x 8 unchanged.
 //   logits1    one output per invocation, scalar loads, any d.
 //              bindings: 0 P, 1 hidden [R, d], 2 wc [cn, d], 3 z [rows, vl] (rw)
@@ -166,7 +167,7 @@ fn logits4x8(@builtin(global_invocation_id) gid: vec3u) {
   store8(g + 3u, c, a3);
 }
 
-// 8 rows x 8 columns per invocation, for groups of 5 to 15 rows (on llvmpipe). The rows are
+// 8 rows x 8 columns per invocation, for groups of 5 to 8 rows (on llvmpipe). The rows are
 // written out one by one because a loop over them would not be unrolled and its arrays would
 // live in memory.
 @compute @workgroup_size(WG)

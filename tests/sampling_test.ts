@@ -375,6 +375,28 @@ Deno.test(
   },
 );
 
+Deno.test("sampleTokens() gives the same bits in every logits layout", gpuTest, async () => {
+  const dev = await testDevice();
+  const rng = new Rng(30);
+  const sampled = { temperature: 0.7, topK: 12, topP: 0.8, seed: 5, counter: 2 };
+  const greedy = { temperature: 0, seed: 0, counter: 0 };
+  // Groups that fill no block, part of one, one, and several with a part (1 x 8 to 16 x 16).
+  for (const rows of [1, 2, 5, 9, 20]) {
+    const c = makeCase(dev, rng, rows, 16, 300);
+    for (const o of [sampled, greedy]) {
+      const [t0, l0] = await run(dev, c, o);
+      compareTokens(t0, ref(c, o), `rows ${rows} T=${o.temperature}`);
+      for (const layout of ["1x8", "4x8", "8x8", "16x16"] as const) {
+        const [t, l] = await run(dev, c, { ...o, layout });
+        const how = `${layout}, ${rows} rows, T=${o.temperature}`;
+        assertSameBits(t, t0, `tokens ${how}`);
+        assertSameBits(l, l0, `logp ${how}`);
+      }
+    }
+    dispose(c);
+  }
+});
+
 Deno.test("sampleTokens() rejects bad shapes and arguments, naming them", gpuTest, async () => {
   const dev = await testDevice();
   const c = makeCase(dev, new Rng(29), 2, 8, 20);
@@ -408,6 +430,7 @@ Deno.test("sampleTokens() rejects bad shapes and arguments, naming them", gpuTes
     [{ seed: -1 }, /seed -1/],
     [{ counter: 2 ** 32 }, /counter 4294967296/],
     [{ chunkRows: 0 }, /chunkRows 0/],
+    [{ layout: "2x8" as unknown as "4x8" }, /layout 2x8 is not one of 1x8,4x8,8x8,16x16/],
     [{ scratch: small }, /scratch tiny_scratch \[10\] .* at least 40/],
     [{ logp: c.th }, /logp hidden .* must be f32 with one value per row|shares a buffer/],
     [{ scratch: c.tw }, /scratch lm_head shares a buffer with weight lm_head/],
