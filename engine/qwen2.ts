@@ -221,6 +221,12 @@ export interface GenerateOptions {
    * same for every value.
    */
   readEvery?: number;
+  /**
+   * Drop finished samples from the batch (default true): at a read-back where at least a
+   * quarter of the decoding rows have ended, the rest move into smaller KV caches and decode on
+   * alone. Each sample's draws are keyed by its own row, so its tokens do not change.
+   */
+  compact?: boolean;
 }
 
 export interface Generation {
@@ -893,14 +899,20 @@ export class Qwen2 {
     const kvw = hkv * hd;
     const host = packSequences(rows, cfg.vocabSize);
     const maxLen = host.maxLen + maxNew;
-    const caches: { k: Tensor; v: Tensor }[] = [];
-    const lengths = dev.zeros("gen.lengths", [R], "u32");
-    const tokens = dev.empty("gen.tokens", [R], "u32");
-    const tokLogp = dev.empty("gen.logp", [R]);
-    const last = dev.empty("gen.last_hidden", [R, d]);
+    // The decoding rows: ids[i] is the output row that row i of every tensor below decodes.
+    let ids = rows.map((_, r) => r);
+    let caches: { k: Tensor; v: Tensor }[] = [];
+    let lengths = dev.zeros("gen.lengths", [R], "u32");
+    let tokens = dev.empty("gen.tokens", [R], "u32");
+    let tokLogp = dev.empty("gen.logp", [R]);
+    let last = dev.empty("gen.last_hidden", [R, d]);
+    let rstd: Tensor | undefined;
+    let positions: Tensor<"u32"> | undefined;
+    let keys: Tensor<"u32"> | undefined;
     const seed = opts.seed ?? 0;
     let tokHist: Tensor<"u32"> | undefined;
     let logpHist: Tensor | undefined;
+    // Each row's draw is keyed by its output row, so dropping others does not change it.
     const sample = (hidden: Tensor, step: number) =>
       sampleTokens(dev, {
         hidden,
@@ -913,6 +925,7 @@ export class Qwen2 {
         counter: step,
         tokens,
         logp: tokLogp,
+        rowKeys: keys,
       });
     try {
       for (let l = 0; l < cfg.numLayers; l++) {
@@ -948,26 +961,28 @@ export class Qwen2 {
       embeddingForward(dev, x, lastIdx, lastX);
       x.dispose();
       disposeBatch(batch);
-      const rstd = dev.empty("gen.rstd", [R]);
+      rstd = dev.empty("gen.rstd", [R]);
       const normW = this.params.get("model.norm.weight")!;
       rmsnormForward(dev, lastX, normW, last, rstd, cfg.rmsNormEps);
-      const lens = host.lengths.slice();
+      lastX.dispose();
+      let lens = host.lengths.slice();
       dev.write(lengths, Uint32Array.from(lens));
       const done = new Array<boolean>(R).fill(false);
-      const positions = dev.empty("gen.positions", [R], "u32");
+      positions = dev.empty("gen.positions", [R], "u32");
       // Each step's ids and log-probs are copied into slot j of these; read back per batch.
       tokHist = dev.empty("gen.tokens_batch", [every, R], "u32");
       logpHist = dev.empty("gen.logp_batch", [every, R]);
       const decodeStep = () => {
         // Decode: each row's new token through every block against the cache.
-        dev.write(positions, Uint32Array.from(lens));
-        const xd = dev.empty("gen.xd", [R, d]);
+        const rn = ids.length;
+        dev.write(positions!, Uint32Array.from(lens));
+        const xd = dev.empty("gen.xd", [rn, d]);
         embeddingForward(dev, this.embedding, tokens, xd);
         let xcur = xd;
         for (let l = 0; l < cfg.numLayers; l++) {
-          const a = this.#allocActs(R, xcur);
+          const a = this.#allocActs(rn, xcur);
           rmsnormForward(dev, a.x, this.#layers[l].ln1, a.n1, a.rstd1, cfg.rmsNormEps);
-          this.#qkv(l, a, positions);
+          this.#qkv(l, a, positions!);
           kvCacheAppend(dev, {
             k: a.k,
             v: a.v,
@@ -987,36 +1002,73 @@ export class Qwen2 {
             numKvHeads: hkv,
             headDim: hd,
           });
-          const o = dev.empty("gen.xd", [R, d]);
+          const o = dev.empty("gen.xd", [rn, d]);
           this.#afterAttention(l, a, o);
           this.#freeActs(a, false);
           xcur = o;
         }
-        rmsnormForward(dev, xcur, normW, last, rstd, cfg.rmsNormEps);
+        rmsnormForward(dev, xcur, normW, last, rstd!, cfg.rmsNormEps);
         xcur.dispose();
-        for (let r = 0; r < R; r++) lens[r]++;
+        for (let r = 0; r < rn; r++) lens[r]++;
         dev.write(lengths, Uint32Array.from(lens));
+      };
+      // Keeps rows `keep` (indices into the current rows, ascending): their caches, last hidden
+      // states, lengths and keys move into tensors of keep.length rows.
+      const compact = (keep: number[]) => {
+        const rn = keep.length, slab = maxLen * kvw;
+        const moved = (t: Tensor, name: string) => {
+          const out = dev.empty(name, [rn, maxLen, kvw]);
+          // One copy per run of consecutive kept rows.
+          for (let i = 0; i < rn;) {
+            let j = i + 1;
+            while (j < rn && keep[j] === keep[j - 1] + 1) j++;
+            dev.copy(t, out, (j - i) * slab, keep[i] * slab, i * slab);
+            i = j;
+          }
+          t.dispose();
+          return out;
+        };
+        caches = caches.map((c, l) => ({
+          k: moved(c.k, `gen.k_cache.${l}`),
+          v: moved(c.v, `gen.v_cache.${l}`),
+        }));
+        const lastKept = dev.empty("gen.last_hidden", [rn, d]);
+        embeddingForward(dev, last, keep, lastKept);
+        last.dispose();
+        last = lastKept;
+        ids = keep.map((i) => ids[i]);
+        lens = keep.map((i) => lens[i]);
+        for (const t of [lengths, tokens, tokLogp, rstd, positions, keys, tokHist, logpHist]) {
+          t?.dispose();
+        }
+        lengths = dev.upload("gen.lengths", lens, [rn], "u32");
+        keys = dev.upload("gen.row_keys", ids, [rn], "u32");
+        tokens = dev.empty("gen.tokens", [rn], "u32");
+        tokLogp = dev.empty("gen.logp", [rn]);
+        rstd = dev.empty("gen.rstd", [rn]);
+        positions = dev.empty("gen.positions", [rn], "u32");
+        tokHist = dev.empty("gen.tokens_batch", [every, rn], "u32");
+        logpHist = dev.empty("gen.logp_batch", [every, rn]);
       };
       let active = R;
       for (let step = 0; step < maxNew && active > 0;) {
-        const n = Math.min(every, maxNew - step);
+        const n = Math.min(every, maxNew - step), rn = ids.length;
         for (let j = 0; j < n; j++) {
           sample(last, step + j);
-          dev.copy(tokens, tokHist, R, 0, j * R);
-          dev.copy(tokLogp, logpHist, R, 0, j * R);
+          dev.copy(tokens, tokHist, rn, 0, j * rn);
+          dev.copy(tokLogp, logpHist, rn, 0, j * rn);
           if (step + j + 1 < maxNew) decodeStep();
         }
         const [tk, lp] = await Promise.all([
-          dev.read<"u32">(tokHist.slice(0, n * R)),
-          dev.read<"f32">(logpHist.slice(0, n * R)),
+          dev.read<"u32">(tokHist.slice(0, n * rn)),
+          dev.read<"f32">(logpHist.slice(0, n * rn)),
         ]);
         for (let j = 0; j < n && active > 0; j++) {
-          active = 0;
-          for (let r = 0; r < R; r++) {
+          for (const [i, r] of ids.entries()) {
             if (done[r]) continue;
-            const t = tk[j * R + r];
+            const t = tk[j * rn + i];
             out[r].tokens.push(t);
-            out[r].logprobs.push(lp[j * R + r]);
+            out[r].logprobs.push(lp[j * rn + i]);
             if (eos.has(t)) {
               done[r] = true;
               out[r].finishReason = "eos";
@@ -1027,21 +1079,23 @@ export class Qwen2 {
                 out[r].finishReason = "stop";
               }
             }
-            if (!done[r]) active++;
+            if (done[r]) active--;
           }
           opts.onStep?.(step + j + 1, active);
         }
         step += n;
+        if (opts.compact !== false && step < maxNew && active > 0 && active <= rn * 0.75) {
+          compact(ids.flatMap((r, i) => (done[r] ? [] : [i])));
+        }
       }
-      positions.dispose();
-      rstd.dispose();
-      lastX.dispose();
     } finally {
       for (const c of caches) {
         c.k.dispose();
         c.v.dispose();
       }
-      for (const t of [lengths, tokens, tokLogp, last, tokHist, logpHist]) t?.dispose();
+      for (const t of [lengths, tokens, tokLogp, last, rstd, positions, keys, tokHist, logpHist]) {
+        t?.dispose();
+      }
     }
     return out;
   }

@@ -25,8 +25,16 @@ export interface SampleTokensArgs {
   topP?: number;
   /** RNG seed (u32). */
   seed: number;
-  /** RNG counter (u32), e.g. the decode step: the uniform of row r is hash(seed, counter, r). */
+  /**
+   * RNG counter (u32), e.g. the decode step: the uniform of row r is hash(seed, counter, r), or
+   * hash(seed, counter, rowKeys[r]) with `rowKeys`.
+   */
   counter: number;
+  /**
+   * Optional [R] u32: each row's RNG key in place of its index, so that a row draws the same
+   * as before when the rows around it change (generation drops finished rows).
+   */
+  rowKeys?: Tensor<"u32">;
   /** [R] u32, written: the drawn ids. */
   tokens: Tensor<"u32">;
   /**
@@ -130,6 +138,14 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
       } ${tokens.dtype} must be u32 with one id per row of hidden (${rows})`,
     );
   }
+  const keys = a.rowKeys;
+  if (keys && (keys.dtype !== "u32" || keys.size !== rows)) {
+    throw new RangeError(
+      `${op}: rowKeys ${keys.name} ${
+        formatShape(keys.shape)
+      } ${keys.dtype} must be u32 with one key per row of hidden (${rows})`,
+    );
+  }
   if (logp.dtype !== "f32" || logp.size !== rows) {
     throw new RangeError(
       `${op}: logp ${logp.name} ${
@@ -175,19 +191,15 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
     throw new RangeError(`${op}: groupRows ${a.groupRows} must be an integer >= 1`);
   }
   // Written tensors must not share a buffer with any other argument.
-  const all: [string, Tensor][] = [["hidden", hidden], ["weight", weight], ["tokens", tokens], [
-    "logp",
-    logp,
-  ]];
-  if (a.scratch) all.push(["scratch", a.scratch]);
-  for (let i = 2; i < all.length; i++) {
-    for (let j = 0; j < all.length; j++) {
-      if (j !== i && all[i][1].buffer === all[j][1].buffer) {
-        throw new RangeError(
-          `${op}: ${all[i][0]} ${all[i][1].name} shares a buffer with ${all[j][0]} ${
-            all[j][1].name
-          }`,
-        );
+  const reads: [string, Tensor][] = [["hidden", hidden], ["weight", weight]];
+  if (keys) reads.push(["rowKeys", keys]);
+  const writes: [string, Tensor][] = [["tokens", tokens], ["logp", logp]];
+  if (a.scratch) writes.push(["scratch", a.scratch]);
+  const all = [...writes, ...reads];
+  for (const [i, [wn, w]] of writes.entries()) {
+    for (const [j, [on, o]] of all.entries()) {
+      if (j !== i && w.buffer === o.buffer) {
+        throw new RangeError(`${op}: ${wn} ${w.name} shares a buffer with ${on} ${o.name}`);
       }
     }
   }
@@ -285,9 +297,10 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
     dev.dispatch(dev.kernel("sampling", "row_stats"), b, dev.grid(Math.ceil(g / WG)));
     if (temperature > 0) {
       const bs: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, z(), tokens];
-      bs.push(logp, undefined, undefined, stats);
+      bs.push(logp, undefined, undefined, stats, keys);
       const filters = { TOPK: topK > 0 && topK < vl ? 1 : 0, TOPP: topP < 1 ? 1 : 0 };
-      dev.dispatch(dev.kernel("sampling", "sample", filters), bs, dev.grid(g));
+      const entry = keys ? "sample_keyed" : "sample";
+      dev.dispatch(dev.kernel("sampling", entry, filters), bs, dev.grid(g));
     }
   }
   // The pool hands these buffers out again only to work recorded after this point.

@@ -169,6 +169,8 @@ export interface SampleTokensRefArgs {
   topP?: number;
   seed: number;
   counter: number;
+  /** Each row's RNG key in place of its index (the kernel's rowKeys). */
+  rowKeys?: ArrayLike<number>;
 }
 
 export interface SampleTokensRef {
@@ -193,7 +195,7 @@ export function sampleTokensRef(a: SampleTokensRefArgs): SampleTokensRef {
       temperature: a.temperature,
       topK: a.topK,
       topP: a.topP,
-      u: samplingUniform(a.seed, a.counter, r),
+      u: samplingUniform(a.seed, a.counter, a.rowKeys?.[r] ?? r),
     });
     out.tokens[r] = row.token;
     out.logp[r] = row.logp;

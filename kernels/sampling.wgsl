@@ -40,7 +40,8 @@
 //               4. top-p: among the kept, the largest key t with mass(key >= t) >= p * Z_k
 //                  (Z_k = mass(key >= t_k)), by the same search over parallel mass sums: the
 //                  smallest value-threshold nucleus whose mass reaches p (ties kept).
-//               5. draw: u = uniform(seed, counter, row0 + g); target = u * Z over the kept
+//               5. draw: u = uniform(seed, counter, key) with key = row0 + g, or in
+//                  sample_keyed row_keys[row0 + g] (binding 9); target = u * Z over the kept
 //                  set; the token is the first kept id (ascending) where the running mass
 //                  exceeds the target (lane 0 finds the lane, that lane scans its ids).
 //             logp = z[token] - lse: the unmodified distribution (T = 1, no filtering).
@@ -573,12 +574,29 @@ fn round_masses(lid: u32, base: u32, a: u32, step: u32, m: f32, inv_t: f32) -> a
   return workgroupUniformLoad(&bc_nf);
 }
 
-// x * y: rows of the group (2-D over 65535).
+// x * y: rows of the group (2-D over 65535). The draw of row r is keyed by r.
 @compute @workgroup_size(WG)
 fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           @builtin(local_invocation_index) lid: u32) {
   let g = wid.x + wid.y * nwg.x;
   if (g >= p.rows) { return; }
+  sample_row(g, p.row0 + g, lid);
+}
+
+// sample with the draw of row r keyed by row_keys[r] (a row's key stays when the rows around
+// it change, as in generation after finished rows leave the batch).
+@group(0) @binding(9) var<storage, read> row_keys: array<u32>;
+
+@compute @workgroup_size(WG)
+fn sample_keyed(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                @builtin(local_invocation_index) lid: u32) {
+  let g = wid.x + wid.y * nwg.x;
+  if (g >= p.rows) { return; }
+  sample_row(g, row_keys[p.row0 + g], lid);
+}
+
+// Row g of the group (a whole workgroup, lid its lane), its uniform keyed by `key`.
+fn sample_row(g: u32, rkey: u32, lid: u32) {
   let row = p.row0 + g;
   let base = g * p.vl;
   let blk = (p.vl + WG - 1u) / WG;
@@ -646,7 +664,7 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   if (lid == 0u) {
     var total = 0.0;
     for (var i = 0u; i < WG; i++) { total += part_f[i]; }
-    let goal = uniform01(p.seed, p.counter, row) * total;
+    let goal = uniform01(p.seed, p.counter, rkey) * total;
     // The first lane whose running mass exceeds the target; else the last lane with mass.
     var cum = 0.0;
     var lane = 0u;

@@ -60,7 +60,11 @@ async function run(dev: Device, c: Case, o: Opts): Promise<[Uint32Array, Float32
 }
 
 function ref(c: Case, o: Opts) {
-  return sampleTokensRef({
+  return sampleTokensRef(refArgs(c, o));
+}
+
+function refArgs(c: Case, o: Opts) {
+  return {
     hidden: c.h,
     weight: c.w,
     rows: c.rows,
@@ -72,7 +76,7 @@ function ref(c: Case, o: Opts) {
     topP: Math.fround(o.topP ?? 1),
     seed: o.seed,
     counter: o.counter,
-  });
+  };
 }
 
 /** log_softmax(z)[r, tokens[r]] over ids < vocabLimit, float64. */
@@ -397,6 +401,41 @@ Deno.test("sampleTokens() gives the same bits in every logits layout", gpuTest, 
   }
 });
 
+Deno.test(
+  "sampleTokens() with rowKeys draws a row as the row of that index does, wherever it sits",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const rng = new Rng(31);
+    const c = makeCase(dev, rng, 7, 16, 300);
+    // No top-k or top-p: the filters' own keyed variants would only add compile time here (the
+    // keys reach the draw alone).
+    const o = { temperature: 1, seed: 9, counter: 3 };
+    const [t0, l0] = await run(dev, c, o);
+    // Reordered rows, and a subset (what generation keeps once rows finish).
+    for (const keys of [[4, 2, 6, 0, 1, 5, 3], [6, 1, 3]]) {
+      const n = keys.length, d = c.d;
+      const h = new Float32Array(n * d);
+      keys.forEach((k, i) => h.set(c.h.subarray(k * d, (k + 1) * d), i * d));
+      const sub: Case = {
+        ...c,
+        rows: n,
+        h,
+        th: dev.upload("hidden", h, [n, d]),
+        tokens: dev.empty("tokens", [n], "u32"),
+        logp: dev.empty("logp", [n]),
+      };
+      const rowKeys = dev.upload("keys", keys, [n], "u32");
+      const [t, l] = await run(dev, sub, { ...o, rowKeys });
+      assertSameBits(t, Uint32Array.from(keys, (k) => t0[k]), `tokens, keys ${keys}`);
+      assertSameBits(l, Float32Array.from(keys, (k) => l0[k]), `logp, keys ${keys}`);
+      compareTokens(t, sampleTokensRef({ ...refArgs(sub, o), rowKeys: keys }), `ref ${keys}`);
+      for (const x of [sub.th, sub.tokens, sub.logp, rowKeys]) x.dispose();
+    }
+    dispose(c);
+  },
+);
+
 Deno.test("sampleTokens() rejects bad shapes and arguments, naming them", gpuTest, async () => {
   const dev = await testDevice();
   const c = makeCase(dev, new Rng(29), 2, 8, 20);
@@ -430,6 +469,11 @@ Deno.test("sampleTokens() rejects bad shapes and arguments, naming them", gpuTes
     [{ seed: -1 }, /seed -1/],
     [{ counter: 2 ** 32 }, /counter 4294967296/],
     [{ chunkRows: 0 }, /chunkRows 0/],
+    [
+      { rowKeys: short },
+      /rowKeys short \[3\] u32 must be u32 with one key per row of hidden \(2\)/,
+    ],
+    [{ rowKeys: c.tokens }, /tokens tokens shares a buffer with rowKeys tokens/],
     [{ layout: "2x8" as unknown as "4x8" }, /layout 2x8 is not one of 1x8,4x8,8x8,16x16/],
     [{ scratch: small }, /scratch tiny_scratch \[10\] .* at least 40/],
     [{ logp: c.th }, /logp hidden .* must be f32 with one value per row|shares a buffer/],
