@@ -1,8 +1,8 @@
 /**
  * Dispatch wrapper for kernels/sampling.wgsl: the next token of each row from its last hidden
  * state, drawn on the GPU (temperature, top-k, top-p, seeded counter-based RNG). The logits
- * `[rows, vocabLimit]` live in a GPU scratch buffer and never reach the CPU. The CPU reference
- * is engine/sampling_ref.ts.
+ * `[rows, vocabLimit]`, where a layout or the top-k / top-p search needs them whole, live in a
+ * GPU scratch buffer and never reach the CPU. The CPU reference is engine/sampling_ref.ts.
  */
 import { type Binding, type Device, params } from "./device.ts";
 import { LimitError } from "./errors.ts";
@@ -262,22 +262,31 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
       .u32(a.seed).u32(a.counter).f32(temperature).f32(topP);
   // Each row's max, its lowest id and the log-sum-exp come from partial states of 16 ids (see
   // the kernel's row stats section): in the 16 x 16 layout straight from its registers when
-  // every chunk starts on a multiple of 16 (at temperature 0 without storing the logits), else
-  // from the stored logits; the same bits either way. At temperature 0 they are the draw; otherwise the
-  // sample pass draws from the stored logits with them.
+  // every chunk starts on a multiple of 16, else from the stored logits; the same bits either
+  // way. At temperature 0 they are the draw. At other temperatures without top-k or top-p
+  // they also carry each block's mass at the temperature, and the draw section picks a block
+  // and then a token in it (from the logits recomputed for that block, or stored ones): the 16
+  // x 16 layout then stores no logits. With top-k or top-p the sample pass draws from the
+  // stored logits.
+  const filtered = (topK > 0 && topK < vl) || topP < 1;
+  const plain = temperature > 0 && !filtered;
   const nbv = Math.ceil(vl / 16);
   const gp = dev.empty("sampling partials", [group * nbv, 4]);
   const stats = dev.empty("sampling row stats", [group, 4]);
+  const choice = plain ? dev.empty("sampling choice", [group, 4]) : undefined;
   for (let row0 = 0; row0 < rows; row0 += group) {
     const g = Math.min(group, rows - row0);
     const l = layout(g);
-    if (l.entry === "logits16x16" && (chunk % 16 === 0 || chunk >= vl)) {
-      const greedy = temperature === 0;
-      const k = dev.kernel("sampling", greedy ? "logits16x16_greedy" : "logits16x16_stats");
+    const fromRegisters = l.entry === "logits16x16" && (chunk % 16 === 0 || chunk >= vl);
+    if (fromRegisters) {
+      const store = temperature > 0 && !plain;
+      const k = store
+        ? dev.kernel("sampling", "logits16x16_stats")
+        : dev.kernel("sampling", "logits16x16_greedy", { DRAW: plain ? 1 : 0 });
       for (let c0 = 0; c0 < vl; c0 += chunk) {
         const cn = Math.min(chunk, vl - c0);
         const b: (Binding | undefined)[] = [p(g, row0, c0, cn), hidden, weight.rows(c0, cn)];
-        b[3] = greedy ? undefined : z();
+        b[3] = store ? z() : undefined;
         b[6] = gp;
         dev.dispatch(k, b, [Math.ceil(cn / 16 / WG), Math.ceil(g / 16)]);
       }
@@ -290,12 +299,35 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
       }
       const b: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, z()];
       b[6] = gp;
-      dev.dispatch(dev.kernel("sampling", "greedy_part16"), b, dev.grid(Math.ceil(g * nbv / WG)));
+      const k = dev.kernel("sampling", "greedy_part16", { DRAW: plain ? 1 : 0 });
+      dev.dispatch(k, b, dev.grid(Math.ceil(g * nbv / WG)));
     }
     const b: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, undefined];
     b.push(tokens, logp, undefined, gp, stats);
     dev.dispatch(dev.kernel("sampling", "row_stats"), b, dev.grid(Math.ceil(g / WG)));
-    if (temperature > 0) {
+    if (plain) {
+      const bd: (Binding | undefined)[] = [p(g, row0, 0, 0)];
+      bd[7] = gp;
+      bd[8] = stats;
+      bd[9] = keys;
+      bd[10] = choice;
+      dev.dispatch(dev.kernel("sampling", keys ? "draw_keyed" : "draw"), bd, dev.grid(g));
+      const pickToken = (c0: number, cn: number, w?: Binding) => {
+        const b: (Binding | undefined)[] = [p(g, row0, c0, cn), w ? hidden : undefined, w];
+        b[3] = w ? undefined : z();
+        b.push(tokens, logp, undefined, undefined, stats, undefined, choice);
+        const k = dev.kernel("sampling", w ? "pick_w" : "pick_z");
+        dev.dispatch(k, b, dev.grid(Math.ceil(g / WG)));
+      };
+      // From the stored logits, or (none stored) per chunk from the head's rows.
+      if (!fromRegisters) pickToken(0, 0);
+      else {
+        for (let c0 = 0; c0 < vl; c0 += chunk) {
+          const cn = Math.min(chunk, vl - c0);
+          pickToken(c0, cn, weight.rows(c0, cn));
+        }
+      }
+    } else if (temperature > 0) {
       const bs: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, z(), tokens];
       bs.push(logp, undefined, undefined, stats, keys);
       const filters = { TOPK: topK > 0 && topK < vl ? 1 : 0, TOPP: topP < 1 ? 1 : 0 };
@@ -307,4 +339,5 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
   if (!a.scratch) scratch?.dispose();
   gp.dispose();
   stats.dispose();
+  choice?.dispose();
 }

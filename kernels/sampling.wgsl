@@ -25,9 +25,12 @@
 //              form would suit it better.
 //   row_stats, greedy_part16, logits16x16_greedy, logits16x16_stats: m = max z, its lowest
 //             id, lse (the row stats section below); at temperature 0 they make the whole draw.
-//   sample    temperature > 0: one workgroup of WG lanes per row g. In the mass and draw
-//             passes lane l owns the contiguous ids [l * blk, (l + 1) * blk) of [0, vl), so
-//             sums run in ascending id order (within a lane, then over lanes in lane 0); the
+//   draw, pick_w, pick_z  temperature > 0 without top-k or top-p: the token from the partial
+//             states and one block of 16 logits (the draw section at the end).
+//   sample    temperature > 0 with top-k or top-p: one workgroup of WG lanes per row g. In
+//             the mass and draw passes lane l owns the contiguous ids [l * blk, (l + 1) *
+//             blk) of [0, vl), so sums run in ascending id order (within a lane, then over
+//             lanes in lane 0); the
 //             search rounds visit ids l, l + WG, ... (counts, and sums that need only a fixed
 //             order). Every reduction has a fixed order, so results are bit-reproducible:
 //               1. m and lse from row_stats.
@@ -69,6 +72,8 @@ const NP: u32 = 15u;
 // sample pass with the tests, 16.6 ms with the constants.
 override TOPK: bool = false;
 override TOPP: bool = false;
+// Whether the partial states also carry the mass at the sampling temperature (the draw section).
+override DRAW: bool = false;
 
 struct P {
   rows: u32,
@@ -304,8 +309,8 @@ fn logits1(@builtin(global_invocation_id) gid: vec3u) {
 //
 // Every row's largest logit m (and the lowest id holding it) and its log-sum-exp come from
 // partial states of 16 ids, aligned to ids 16b .. 16b + 15 of the vocabulary: gp [rows,
-// ceil(vl / 16)] of vec4f (max, the lowest id holding it (as f32 bits), sum exp(z - max), 0),
-// merged per row in id order by row_stats. At temperature 0 that is the whole draw, and
+// ceil(vl / 16)] of vec4f (max, the lowest id holding it (as f32 bits), sum exp(z - max), and
+// with DRAW sum exp((z - max) / T), else 0), merged per row in id order by row_stats. At temperature 0 that is the whole draw, and
 // logits16x16_greedy makes the partials from the 16 x 16 block's registers (when every chunk
 // starts on a multiple of 16) without storing the logits; at other temperatures
 // logits16x16_stats stores the logits and makes the partials; otherwise greedy_part16 makes
@@ -346,7 +351,15 @@ fn greedy_partial(id0: u32, n: u32, acc: array<vec4f, 4>) -> vec4f {
   let mi = min(min(i4.x, i4.y), min(i4.z, i4.w));
   let s4 = (select(vec4f(0.0), exp(z0 - mv), in0) + select(vec4f(0.0), exp(z1 - mv), in1)) +
     (select(vec4f(0.0), exp(z2 - mv), in2) + select(vec4f(0.0), exp(z3 - mv), in3));
-  return vec4f(mx, bitcast<f32>(id0 + mi), (s4.x + s4.y) + (s4.z + s4.w), 0.0);
+  var w = 0.0;
+  if (DRAW) {
+    let it = vec4f(1.0 / p.temperature);
+    let e4 = (select(vec4f(0.0), exp((z0 - mv) * it), in0) +
+      select(vec4f(0.0), exp((z1 - mv) * it), in1)) +
+      (select(vec4f(0.0), exp((z2 - mv) * it), in2) + select(vec4f(0.0), exp((z3 - mv) * it), in3));
+    w = (e4.x + e4.y) + (e4.z + e4.w);
+  }
+  return vec4f(mx, bitcast<f32>(id0 + mi), (s4.x + s4.y) + (s4.z + s4.w), w);
 }
 
 // Group row r's partial for the block at chunk column c (a multiple of 16; c0 too).
@@ -697,4 +710,151 @@ fn sample_row(g: u32, rkey: u32, lid: u32) {
     tokens[row] = tok;
     logp[row] = z[base + tok] - lse;
   }
+}
+
+// ------------------------------------------------------------------------- draw
+//
+// Temperature > 0 without top-k or top-p needs no pass over the logits: with DRAW the partial
+// states carry w_b = sum exp((z - max_b) / T) over their 16 ids, so block b holds the mass
+// exp((max_b - m) / T) * w_b of the row's weights (m from row_stats). draw (one workgroup per
+// group row) walks the blocks in id order as the sample pass walks ids (lane l owns blocks
+// [l * bb, (l + 1) * bb), lane 0 sums the lanes in order) to the block where the running mass
+// passes u * total, u = uniform(seed, counter, key) as in sample, and writes choice [rows] of
+// vec4f (the block (as f32 bits), the target left inside it in units of exp((z - max_b) / T),
+// max_b, 0). pick_w (per vocabulary chunk, the block's 16 logits recomputed from hidden and
+// the head as every logits layout computes them, so the logits16x16 pass need not store any)
+// or pick_z (the stored logits) walks the block's ids to the token: the first whose running
+// mass passes the target, else the last with mass (fp32 rounding). logp = z - lse as always.
+// The draw differs from the sample pass's only in fp32 rounding of the running sums.
+//   bindings: draw 0 P, 7 gp (read), 8 stats (read), 10 choice (rw), draw_keyed also 9
+//   row_keys; pick_w 0 P, 1 hidden, 2 wc, 4 tokens, 5 logp, 8 stats, 10 choice (read); pick_z
+//   0 P, 3 z, 4, 5, 8, 10.
+
+@group(0) @binding(10) var<storage, read_write> choice_out: array<vec4f>;
+@group(0) @binding(10) var<storage, read> choice_in: array<vec4f>;
+
+// x * y: rows of the group (2-D over 65535).
+@compute @workgroup_size(WG)
+fn draw(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let g = wid.x + wid.y * nwg.x;
+  if (g >= p.rows) { return; }
+  draw_row(g, p.row0 + g, lid);
+}
+
+@compute @workgroup_size(WG)
+fn draw_keyed(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+              @builtin(local_invocation_index) lid: u32) {
+  let g = wid.x + wid.y * nwg.x;
+  if (g >= p.rows) { return; }
+  draw_row(g, row_keys[p.row0 + g], lid);
+}
+
+fn draw_row(g: u32, rkey: u32, lid: u32) {
+  let nb = (p.vl + 15u) / 16u;
+  let base = g * nb;
+  let bb = (nb + WG - 1u) / WG;
+  let lo = min(lid * bb, nb);
+  let hi = min(lo + bb, nb);
+  let m = stats_in[g].x;
+  let inv_t = 1.0 / p.temperature;
+  var s = 0.0;
+  for (var b = lo; b < hi; b++) {
+    let q = gp_in[base + b];
+    s += exp((q.x - m) * inv_t) * q.w;
+  }
+  part_f[lid] = s;
+  workgroupBarrier();
+  if (lid == 0u) {
+    var total = 0.0;
+    for (var i = 0u; i < WG; i++) { total += part_f[i]; }
+    let goal = uniform01(p.seed, p.counter, rkey) * total;
+    // The first lane whose running mass exceeds the target; else the last lane with mass.
+    var cum = 0.0;
+    var lane = 0u;
+    var pre = 0.0;
+    for (var i = 0u; i < WG; i++) {
+      let si = part_f[i];
+      if (si > 0.0) {
+        lane = i;
+        pre = cum;
+        if (cum + si > goal) { break; }
+      }
+      cum += si;
+    }
+    bc_u = lane;
+    bc_f = goal - pre;
+  }
+  workgroupBarrier();
+  if (lid == bc_u) {
+    let goal = bc_f;
+    var cum = 0.0;
+    var blk = lo;
+    var left = 0.0;
+    for (var b = lo; b < hi; b++) {
+      let q = gp_in[base + b];
+      let scale = exp((q.x - m) * inv_t);
+      let mb = scale * q.w;
+      if (mb > 0.0) {
+        blk = b;
+        left = (goal - cum) / scale;
+        if (cum + mb > goal) { break; }
+      }
+      cum += mb;
+    }
+    choice_out[g] = vec4f(bitcast<f32>(blk), left, gp_in[base + blk].x, 0.0);
+  }
+}
+
+// Group row g's token from its chosen block: zs holds the block's logits (ids 16b ..).
+fn pick_row(g: u32, zs: array<vec4f, 4>) {
+  let ch = choice_in[g];
+  let id0 = bitcast<u32>(ch.x) * 16u;
+  let n = min(16u, p.vl - id0);
+  let inv_t = 1.0 / p.temperature;
+  var cum = 0.0;
+  var tok = 0u;
+  var zt = 0.0;
+  for (var i = 0u; i < n; i++) {
+    let x = zs[i / 4u][i % 4u];
+    let e = exp((x - ch.z) * inv_t);
+    if (e > 0.0) {
+      tok = i;
+      zt = x;
+      cum += e;
+      if (cum > ch.y) { break; }
+    }
+  }
+  tokens[p.row0 + g] = id0 + tok;
+  logp[p.row0 + g] = zt - stats_in[g].y;
+}
+
+// One invocation per group row, for the rows whose block lies in this chunk (c0 and cn
+// multiples of 16, or the chunk the vocabulary's end); needs d % 4 == 0.
+@compute @workgroup_size(WG)
+fn pick_w(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let g = gid.x + gid.y * nwg.x * WG;
+  if (g >= p.rows) { return; }
+  let id0 = bitcast<u32>(choice_in[g].x) * 16u;
+  if (id0 < p.c0 || id0 >= p.c0 + p.cn) { return; }
+  let d4 = p.d / 4u;
+  let x = (p.row0 + g) * d4;
+  var zs: array<vec4f, 4>;
+  for (var i = 0u; i < 16u; i++) {
+    let y = (min(id0 + i, p.c0 + p.cn - 1u) - p.c0) * d4;
+    var s = 0.0;
+    for (var k = 0u; k < d4; k++) { s += dot(h4[x + k], w4[y + k]); }
+    zs[i / 4u][i % 4u] = s;
+  }
+  pick_row(g, zs);
+}
+
+@compute @workgroup_size(WG)
+fn pick_z(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let g = gid.x + gid.y * nwg.x * WG;
+  if (g >= p.rows) { return; }
+  let id0 = bitcast<u32>(choice_in[g].x) * 16u;
+  var zs: array<vec4f, 4>;
+  for (var i = 0u; i < 16u; i++) { zs[i / 4u][i % 4u] = z[g * p.vl + min(id0 + i, p.vl - 1u)]; }
+  pick_row(g, zs);
 }

@@ -216,9 +216,13 @@ Deno.test(
       }
       // A tiny temperature leaves the runner-up a probability of exp(-gap / T) < exp(-50).
       const [cold] = await run(dev, c, { temperature: 1e-4, seed: 4, counter: 2 });
+      // At the smallest temperature every weight but the largest logit's is exactly 0.
+      const [coldest, coldLogp] = await run(dev, c, { temperature: 1e-30, seed: 4, counter: 2 });
       for (let i = 0; i < rows; i++) {
         if (r.margin[i] > 5e-3) assert.equal(cold[i], greedy[i], `row ${i} T=1e-4`);
       }
+      assertSameBits(coldest, greedy, "tokens T=1e-30");
+      assertSameBits(coldLogp, greedyLogp, "logp T=1e-30");
       dispose(c);
     }
   },
@@ -346,10 +350,11 @@ Deno.test(
     const dev = await testDevice();
     const rng = new Rng(28);
     const sampled = { temperature: 0.8, topK: 20, topP: 0.9, seed: 77, counter: 5 };
+    const plain = { temperature: 0.9, seed: 78, counter: 6 };
     const greedy = { temperature: 0, seed: 0, counter: 0 };
     for (const [rows, d, vocab] of [[20, 32, 333], [5, 18, 250]]) {
       const c = makeCase(dev, rng, rows, d, vocab);
-      for (const o of [sampled, greedy]) {
+      for (const o of [sampled, plain, greedy]) {
         const how = `d=${d} T=${o.temperature}`;
         const [t0, l0] = await run(dev, c, o);
         // d = 32: 2-row alignment steps, so 8-row chunks (42 of them); d = 18: 32-row steps.
@@ -383,11 +388,13 @@ Deno.test("sampleTokens() gives the same bits in every logits layout", gpuTest, 
   const dev = await testDevice();
   const rng = new Rng(30);
   const sampled = { temperature: 0.7, topK: 12, topP: 0.8, seed: 5, counter: 2 };
+  const plain = { temperature: 1.2, seed: 6, counter: 4 };
   const greedy = { temperature: 0, seed: 0, counter: 0 };
-  // Groups that fill no block, part of one, one, and several with a part (1 x 8 to 16 x 16).
+  // Groups that fill no block, part of one, one, and several with a part (1 x 8 to 16 x 16);
+  // plain draws pick their token from recomputed logits in 16 x 16, stored ones otherwise.
   for (const rows of [1, 2, 5, 9, 20]) {
     const c = makeCase(dev, rng, rows, 16, 300);
-    for (const o of [sampled, greedy]) {
+    for (const o of [sampled, plain, greedy]) {
       const [t0, l0] = await run(dev, c, o);
       compareTokens(t0, ref(c, o), `rows ${rows} T=${o.temperature}`);
       for (const layout of ["1x8", "4x8", "8x8", "16x16"] as const) {
