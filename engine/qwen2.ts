@@ -683,9 +683,9 @@ export class Qwen2 {
    * target (length of sequence b minus one), as the objectives return it.
    *
    * Positions whose dlogp is exactly 0 add nothing to any gradient, so the LM head's backward
-   * (its logits recomputed over the whole vocabulary) leaves them out: a GRPO group whose rewards
-   * are all equal, a token PPO's clip has cut off. When every value is 0 nothing runs at all and
-   * `grads` stay as they were. The gradients are the same up to rounding (the head's weight
+   * (its logits recomputed over the whole vocabulary) leaves them out: without a KL term, a GRPO
+   * group whose rewards are all equal, a token PPO's clip has cut off. When every value is 0
+   * nothing runs at all and `grads` stay as they were. The gradients are the same up to rounding (the head's weight
    * gradient sums fewer rows), and a non-finite activation at such a position no longer reaches
    * them through 0 * Inf.
    */
