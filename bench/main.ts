@@ -22,8 +22,8 @@ export async function discoverBenches(): Promise<Bench[]> {
   return benches;
 }
 
-/** Runs the chosen benches; returns the exit code. */
-export async function main(args: string[]): Promise<number> {
+/** Runs the chosen benches (of `benches`, by default every bench file's); returns the exit code. */
+export async function main(args: string[], benches?: Bench[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
@@ -41,13 +41,26 @@ export async function main(args: string[]): Promise<number> {
   if (values.attention) dev.attention = values.attention as AttentionForm;
   console.log(`matmul kernel: ${gemmName(dev.gemm)}; attention kernels: ${dev.attention}`);
   const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
-  const all = await discoverBenches();
+  const all = benches ?? await discoverBenches();
   const chosen = only ? all.filter((b) => only.includes(b.name)) : all.filter((b) => !b.optIn);
   if (only && chosen.length === 0) {
     console.error(`no bench named ${only.join(", ")}; have: ${all.map((b) => b.name).join(", ")}`);
     return 2;
   }
   const results: BenchResult[] = [];
+  // The JSON file is rewritten after every bench (through a temporary file), so a run cut
+  // short, by a time limit or a crash, keeps the records of the benches that finished.
+  const save = async (file: string) => {
+    const out = {
+      adapter: dev.description,
+      fallback: dev.isFallback,
+      gemm: dev.gemm,
+      attention: dev.attention,
+      results,
+    };
+    await Deno.writeTextFile(`${file}.tmp`, JSON.stringify(out, null, 2) + "\n");
+    await Deno.rename(`${file}.tmp`, file);
+  };
   for (const b of chosen) {
     const rs = await b.run({
       dev,
@@ -59,18 +72,9 @@ export async function main(args: string[]): Promise<number> {
       console.log(formatResult(r));
       results.push(r);
     }
+    if (values.json) await save(values.json);
   }
-  if (values.json) {
-    const out = {
-      adapter: dev.description,
-      fallback: dev.isFallback,
-      gemm: dev.gemm,
-      attention: dev.attention,
-      results,
-    };
-    await Deno.writeTextFile(values.json, JSON.stringify(out, null, 2) + "\n");
-    console.log(`wrote ${values.json}`);
-  }
+  if (values.json) console.log(`wrote ${values.json}`);
   return 0;
 }
 

@@ -217,3 +217,27 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "deno task bench --json keeps the finished benches' records when a later bench fails",
+  gpuTest,
+  async () => {
+    const file = await Deno.makeTempFile({ suffix: ".json" });
+    const record = { name: "first", shape: [2, 3], ms: 1.5 };
+    const benches = [
+      { name: "first", run: () => Promise.resolve([record]) },
+      { name: "second", run: () => Promise.reject(new Error("second bench failed")) },
+    ];
+    try {
+      await assert.rejects(
+        main(["--only", "first,second", "--json", file], benches),
+        /second bench failed/,
+      );
+      const out = JSON.parse(await Deno.readTextFile(file));
+      assert.deepEqual(out.results, [record]);
+      assert.equal(typeof out.adapter, "string");
+    } finally {
+      await Deno.remove(file);
+    }
+  },
+);

@@ -6,11 +6,12 @@
 #   1. the loader libraries from .gl/, the NVIDIA Vulkan driver file when the image has one,
 #      deno and node_modules from .dev/; the adapter's name and limits
 #   2. `bench --only gemm_forms`: the fastest tiled matmul form on this GPU
-#   3. the kernel benches with that form (attention in its GPU form, rows1), then the attention
-#      bench again in the rows4 form for comparison
+#   3. the kernel benches with that form (attention in its GPU form, rows1; sampling last), then
+#      the attention bench again in the rows4 form for comparison
 #   4. `bench --large --only model`: the whole 0.5B-shape model, forward + backward and generation
 #   5. the kernel and model tests under the GPU's driver
-# Everything lands in $OUT (logs, and --json files of every bench). SIM=1 skips the loader
+# Everything lands in $OUT (logs, and --json files of every bench, rewritten after each bench
+# so that a step cut off by its cap keeps what finished). SIM=1 skips the loader
 # libraries, for a dry run on a machine without a GPU; Q=--quick makes the benches small.
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -48,7 +49,7 @@ echo "using --gemm ${best:=tiled}"
 
 echo "== kernel benches"
 step "${T_BENCH:-150}" bench.log --gemm "$best" \
-  --only adamw,attention,elementwise,lm_head,matmul,norms --json "$OUT/bench.json"
+  --only adamw,attention,elementwise,lm_head,matmul,norms,sampling --json "$OUT/bench.json"
 echo "== attention, rows4 form"
 step "${T_ATTN:-45}" attention_rows4.log --only attention --attention rows4 \
   --json "$OUT/attention_rows4.json"
