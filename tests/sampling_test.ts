@@ -415,29 +415,38 @@ Deno.test(
     const dev = await testDevice();
     const rng = new Rng(31);
     const c = makeCase(dev, rng, 7, 16, 300);
-    // No top-k or top-p: the filters' own keyed variants would only add compile time here (the
-    // keys reach the draw alone).
-    const o = { temperature: 1, seed: 9, counter: 3 };
-    const [t0, l0] = await run(dev, c, o);
-    // Reordered rows, and a subset (what generation keeps once rows finish).
-    for (const keys of [[4, 2, 6, 0, 1, 5, 3], [6, 1, 3]]) {
-      const n = keys.length, d = c.d;
-      const h = new Float32Array(n * d);
-      keys.forEach((k, i) => h.set(c.h.subarray(k * d, (k + 1) * d), i * d));
-      const sub: Case = {
-        ...c,
-        rows: n,
-        h,
-        th: dev.upload("hidden", h, [n, d]),
-        tokens: dev.empty("tokens", [n], "u32"),
-        logp: dev.empty("logp", [n]),
-      };
-      const rowKeys = dev.upload("keys", keys, [n], "u32");
-      const [t, l] = await run(dev, sub, { ...o, rowKeys });
-      assertSameBits(t, Uint32Array.from(keys, (k) => t0[k]), `tokens, keys ${keys}`);
-      assertSameBits(l, Float32Array.from(keys, (k) => l0[k]), `logp, keys ${keys}`);
-      compareTokens(t, sampleTokensRef({ ...refArgs(sub, o), rowKeys: keys }), `ref ${keys}`);
-      for (const x of [sub.th, sub.tokens, sub.logp, rowKeys]) x.dispose();
+    // A plain draw (draw_keyed) and one through the sample pass (sample_keyed; top-k alone, as
+    // each filter's pipeline compiles for seconds on llvmpipe the first time).
+    for (
+      const o of [{ temperature: 1, seed: 9, counter: 3 }, {
+        temperature: 1,
+        topK: 30,
+        seed: 9,
+        counter: 3,
+      }]
+    ) {
+      const [t0, l0] = await run(dev, c, o);
+      // Reordered rows, and a subset (what generation keeps once rows finish).
+      for (const keys of [[4, 2, 6, 0, 1, 5, 3], [6, 1, 3]]) {
+        const n = keys.length, d = c.d;
+        const h = new Float32Array(n * d);
+        keys.forEach((k, i) => h.set(c.h.subarray(k * d, (k + 1) * d), i * d));
+        const sub: Case = {
+          ...c,
+          rows: n,
+          h,
+          th: dev.upload("hidden", h, [n, d]),
+          tokens: dev.empty("tokens", [n], "u32"),
+          logp: dev.empty("logp", [n]),
+        };
+        const rowKeys = dev.upload("keys", keys, [n], "u32");
+        const [t, l] = await run(dev, sub, { ...o, rowKeys });
+        const how = `keys ${keys}, ${JSON.stringify(o)}`;
+        assertSameBits(t, Uint32Array.from(keys, (k) => t0[k]), `tokens, ${how}`);
+        assertSameBits(l, Float32Array.from(keys, (k) => l0[k]), `logp, ${how}`);
+        compareTokens(t, sampleTokensRef({ ...refArgs(sub, o), rowKeys: keys }), `ref ${keys}`);
+        for (const x of [sub.th, sub.tokens, sub.logp, rowKeys]) x.dispose();
+      }
     }
     dispose(c);
   },
