@@ -369,32 +369,48 @@ test("generate() gives the same samples and step reports however many steps it r
 test("generate() drops finished samples from the batch without changing any sample", async (dev) => {
   const cfg = smallConfig(true);
   const model = buildModel(dev, cfg, randomWeights(cfg, 54));
-  const prompts = randomSeqs(new Rng(55), cfg.vocabSize, [4, 7, 2]);
-  const base = { samples: 4, maxNewTokens: 30, temperature: 1, seed: 6, eosTokenIds: [] };
-  const free = await model.generate(prompts, base);
-  // EOS ids that end samples 0 to 7 at different steps (or earlier, where another draws one).
-  const eosTokenIds = free.slice(0, 8).map((g, i) => g.tokens[1 + 3 * i]);
-  const kept = await model.generate(prompts, { ...base, eosTokenIds, compact: false });
-  // The KV caches' row counts, seen where compaction copies them.
-  const rowsSeen: number[] = [];
-  const copy = dev.copy.bind(dev);
-  dev.copy = (src, dst, ...rest) => {
-    if (src.name === "gen.k_cache.0") rowsSeen.push(dst.shape[0]);
-    return copy(src, dst, ...rest);
-  };
-  let compacted;
-  try {
-    compacted = await model.generate(prompts, { ...base, eosTokenIds, readEvery: 2 });
-  } finally {
-    dev.copy = copy;
+  const rng = new Rng(55);
+  // 12 rows either way: 3 prompts x 4 samples at temperature 1, 12 prompts greedy.
+  const cases = [
+    { prompts: randomSeqs(rng, cfg.vocabSize, [4, 7, 2]), samples: 4, temperature: 1 },
+    {
+      prompts: randomSeqs(rng, cfg.vocabSize, [3, 5, 2, 6, 4, 8, 3, 5, 7, 2, 4, 6]),
+      samples: 1,
+      temperature: 0,
+    },
+  ];
+  for (const { prompts, samples, temperature } of cases) {
+    const base = { samples, maxNewTokens: 30, temperature, seed: 6, eosTokenIds: [] };
+    const free = await model.generate(prompts, base);
+    // EOS ids that end rows of the first 8 at different steps (or earlier, where another draws
+    // one) and that the last 4 never draw, so those run to the length limit.
+    const late = new Set(free.slice(8).flatMap((g) => g.tokens));
+    const eosTokenIds = free.slice(0, 8).flatMap((g, i) =>
+      g.tokens.slice(1 + 3 * i).filter((t) => !late.has(t)).slice(0, 1)
+    );
+    const kept = await model.generate(prompts, { ...base, eosTokenIds, compact: false });
+    // The KV caches' row counts, seen where compaction copies them.
+    const rowsSeen: number[] = [];
+    const copy = dev.copy.bind(dev);
+    dev.copy = (src, dst, ...rest) => {
+      if (src.name === "gen.k_cache.0") rowsSeen.push(dst.shape[0]);
+      return copy(src, dst, ...rest);
+    };
+    let compacted;
+    try {
+      compacted = await model.generate(prompts, { ...base, eosTokenIds, readEvery: 2 });
+    } finally {
+      dev.copy = copy;
+    }
+    const how = `T=${temperature}`;
+    const ends = kept.map((g) => g.finishReason);
+    assert.ok(ends.filter((e) => e === "eos").length >= 4, `${how}: too few rows ended: ${ends}`);
+    assert.ok(ends.includes("length"), `${how}: every row ended early`);
+    const shrinks = [...new Set(rowsSeen)];
+    assert.ok(shrinks.length >= 1, `${how}: the batch never shrank`);
+    assert.ok(shrinks.every((n, i) => n < (i === 0 ? 12 : shrinks[i - 1])), `${how}: ${shrinks}`);
+    assert.deepEqual(compacted, kept, how);
   }
-  const ends = kept.map((g) => g.finishReason);
-  assert.ok(ends.filter((e) => e === "eos").length >= 6, `too few samples ended: ${ends}`);
-  assert.ok(ends.includes("length"), "every sample ended early");
-  const shrinks = [...new Set(rowsSeen)];
-  assert.ok(shrinks.length >= 2, `the batch shrank ${shrinks.length} times (${shrinks})`);
-  assert.ok(shrinks.every((n, i) => n < (i === 0 ? 12 : shrinks[i - 1])), `${shrinks}`);
-  assert.deepEqual(compacted, kept);
   model.dispose();
 });
 
