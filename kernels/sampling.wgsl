@@ -529,6 +529,34 @@ fn sum_f(lid: u32, v: f32) -> f32 {
   return workgroupUniformLoad(&bc_f);
 }
 
+// The draw among the lanes' masses s, in lane order: with u = uniform(seed, counter, rkey),
+// the first lane whose running mass exceeds u * total, else the last lane with mass. Leaves
+// that lane in bc_u and the target left inside it in bc_f; every lane calls it.
+fn choose_lane(lid: u32, s: f32, rkey: u32) {
+  part_f[lid] = s;
+  workgroupBarrier();
+  if (lid == 0u) {
+    var total = 0.0;
+    for (var i = 0u; i < WG; i++) { total += part_f[i]; }
+    let goal = uniform01(p.seed, p.counter, rkey) * total;
+    var cum = 0.0;
+    var lane = 0u;
+    var pre = 0.0;
+    for (var i = 0u; i < WG; i++) {
+      let si = part_f[i];
+      if (si > 0.0) {
+        lane = i;
+        pre = cum;
+        if (cum + si > goal) { break; }
+      }
+      cum += si;
+    }
+    bc_u = lane;
+    bc_f = goal - pre;
+  }
+  workgroupBarrier();
+}
+
 // Sum of exp((z - m) * inv_t) over this lane's ids with key(z) >= t, ascending.
 fn mass_ge(base: u32, lo: u32, hi: u32, t: u32, m: f32, inv_t: f32) -> f32 {
   var s = 0.0;
@@ -672,29 +700,7 @@ fn sample_row(g: u32, rkey: u32, lid: u32) {
   }
 
   // 5. inverse-CDF draw over the kept ids in ascending order
-  part_f[lid] = mass_ge(base, lo, hi, t, m, inv_t);
-  workgroupBarrier();
-  if (lid == 0u) {
-    var total = 0.0;
-    for (var i = 0u; i < WG; i++) { total += part_f[i]; }
-    let goal = uniform01(p.seed, p.counter, rkey) * total;
-    // The first lane whose running mass exceeds the target; else the last lane with mass.
-    var cum = 0.0;
-    var lane = 0u;
-    var pre = 0.0;
-    for (var i = 0u; i < WG; i++) {
-      let s = part_f[i];
-      if (s > 0.0) {
-        lane = i;
-        pre = cum;
-        if (cum + s > goal) { break; }
-      }
-      cum += s;
-    }
-    bc_u = lane;
-    bc_f = goal - pre;
-  }
-  workgroupBarrier();
+  choose_lane(lid, mass_ge(base, lo, hi, t, m, inv_t), rkey);
   if (lid == bc_u) {
     let local_target = bc_f;
     var cum = 0.0;
@@ -763,29 +769,7 @@ fn draw_row(g: u32, rkey: u32, lid: u32) {
     let q = gp_in[base + b];
     s += exp((q.x - m) * inv_t) * q.w;
   }
-  part_f[lid] = s;
-  workgroupBarrier();
-  if (lid == 0u) {
-    var total = 0.0;
-    for (var i = 0u; i < WG; i++) { total += part_f[i]; }
-    let goal = uniform01(p.seed, p.counter, rkey) * total;
-    // The first lane whose running mass exceeds the target; else the last lane with mass.
-    var cum = 0.0;
-    var lane = 0u;
-    var pre = 0.0;
-    for (var i = 0u; i < WG; i++) {
-      let si = part_f[i];
-      if (si > 0.0) {
-        lane = i;
-        pre = cum;
-        if (cum + si > goal) { break; }
-      }
-      cum += si;
-    }
-    bc_u = lane;
-    bc_f = goal - pre;
-  }
-  workgroupBarrier();
+  choose_lane(lid, s, rkey);
   if (lid == bc_u) {
     let goal = bc_f;
     var cum = 0.0;
