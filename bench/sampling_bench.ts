@@ -2,8 +2,9 @@
  * Sampling the next token at Qwen2.5-0.5B shapes, hidden [R, 896] against the vocabulary
  * matrix [151936, 896], one decode step: 8 rows (one group of sequences) at temperature 1 (the
  * RL rollouts) and greedy (the evaluations), 16 rows at temperature 1 and 64 rows greedy (the
- * row counts where llvmpipe takes the 16 x 16 logits layout, which at temperature 0 never
- * stores the logits).
+ * row counts where llvmpipe takes the 16 x 16 logits layout, which then stores no logits), and
+ * 16 rows at temperature 1 with top-p 0.9 (`sampling_top_p`: the threshold search over the
+ * stored logits).
  *
  * Fused: `sampleTokens` (engine/sampling.ts), logits in vocabulary chunks into a GPU scratch,
  * the draw on the GPU; only the R ids and log-probs come back.
@@ -17,12 +18,14 @@ import type { Device } from "../engine/device.ts";
 import { matmul } from "../engine/gemm.ts";
 import { Rng } from "../engine/rng.ts";
 import { sampleTokens } from "../engine/sampling.ts";
-import { samplingUniform } from "../engine/sampling_ref.ts";
+import { sampleRowRef, samplingUniform } from "../engine/sampling_ref.ts";
 import type { Tensor } from "../engine/tensor.ts";
 import { type Bench, type BenchResult, interleaved } from "./harness.ts";
 
-/** One row's draw from logits `z` as a plain CPU sampler would: greedy or softmax at T. */
-function drawRow(z: Float32Array, temperature: number, u: number): number {
+/** One row's draw from logits `z` as a plain CPU sampler would: greedy, softmax at T, or the
+ * reference's nucleus (top-p) draw. */
+function drawRow(z: Float32Array, temperature: number, u: number, topP: number): number {
+  if (topP < 1) return sampleRowRef(z, { temperature, topP, u }).token;
   let m = -Infinity, amax = 0;
   for (let v = 0; v < z.length; v++) {
     if (z[v] > m) {
@@ -48,6 +51,7 @@ async function naive(
   hidden: Tensor,
   weight: Tensor,
   temperature: number,
+  topP: number,
   seed: number,
   counter: number,
   block: number,
@@ -73,7 +77,7 @@ async function naive(
   const tokens = new Uint32Array(rows);
   for (let r = 0; r < rows; r++) {
     const u = samplingUniform(seed, counter, r);
-    tokens[r] = drawRow(z.subarray(r * v, (r + 1) * v), temperature, u);
+    tokens[r] = drawRow(z.subarray(r * v, (r + 1) * v), temperature, u, topP);
   }
   return tokens;
 }
@@ -89,7 +93,8 @@ export const benches: Bench[] = [{
     const iters = quick ? 1 : 3;
     const seed = 1234;
     const res: BenchResult[] = [];
-    for (const [rows, temperature] of [[8, 1], [8, 0], [16, 1], [64, 0]]) {
+    const cases = [[8, 1, 1], [8, 0, 1], [16, 1, 1], [64, 0, 1], [16, 1, 0.9]];
+    for (const [rows, temperature, topP] of cases) {
       const hidden = dev.upload("hidden", rng.normals(rows * d, 1), [rows, d]);
       const tokens = dev.empty("tokens", [rows], "u32");
       const logp = dev.empty("logp", [rows]);
@@ -97,9 +102,9 @@ export const benches: Bench[] = [{
       let counter = 0;
       let peerTokens: Uint32Array = new Uint32Array(rows);
       const [fused, peer] = await interleaved(dev, [
-        () => sampleTokens(dev, { hidden, weight, temperature, seed, counter, tokens, logp }),
+        () => sampleTokens(dev, { hidden, weight, temperature, topP, seed, counter, tokens, logp }),
         async () => {
-          peerTokens = await naive(dev, hidden, weight, temperature, seed, counter, block);
+          peerTokens = await naive(dev, hidden, weight, temperature, topP, seed, counter, block);
           counter++; // the next pair of calls draws with fresh uniforms
         },
       ], iters);
@@ -107,13 +112,13 @@ export const benches: Bench[] = [{
       const ours = await tokens.read();
       const agree = ours.filter((t, r) => t === peerTokens[r]).length;
       res.push({
-        name: temperature === 0 ? "sampling_greedy" : "sampling",
+        name: temperature === 0 ? "sampling_greedy" : topP < 1 ? "sampling_top_p" : "sampling",
         shape: [rows, d, v],
         ms: fused.ms,
         gflops: (2 * rows * d * v) / (fused.ms * 1e6),
         peak_bytes: fused.peak,
         peer: { name: "logits to the CPU + JS sampler", ms: peer.ms, peak_bytes: peer.peak },
-        extra: { temperature, agree: `${agree}/${rows}` },
+        extra: { temperature, ...(topP < 1 ? { top_p: topP } : {}), agree: `${agree}/${rows}` },
       });
       for (const t of [hidden, tokens, logp]) t.dispose();
     }

@@ -202,9 +202,16 @@ Deno.test(
       assert.equal(code, 0);
       const out = JSON.parse(await Deno.readTextFile(file));
       const names = out.results.map((r: { name: string }) => r.name);
-      assert.deepEqual(names, ["sampling", "sampling_greedy", "sampling", "sampling_greedy"]);
+      assert.deepEqual(names, [
+        "sampling",
+        "sampling_greedy",
+        "sampling",
+        "sampling_greedy",
+        "sampling_top_p",
+      ]);
       const rows = out.results.map((r: { shape: number[] }) => r.shape[0]);
-      assert.deepEqual(rows, [8, 8, 16, 64]);
+      assert.deepEqual(rows, [8, 8, 16, 64, 16]);
+      assert.equal(out.results[4].extra.top_p, 0.9);
       for (const r of out.results) {
         assert.deepEqual(r.shape.slice(1), [64, 20000]);
         assert.ok(r.ms > 0 && r.peer.ms > 0 && r.peak_bytes > 0, JSON.stringify(r));
