@@ -908,7 +908,8 @@ export class Qwen2 {
     let last = dev.empty("gen.last_hidden", [R, d]);
     let rstd: Tensor | undefined;
     let positions: Tensor<"u32"> | undefined;
-    let keys: Tensor<"u32"> | undefined;
+    // Each row's RNG key, its output row: kept through compaction, so one sample pipeline serves.
+    let keys = dev.upload("gen.row_keys", ids, [R], "u32");
     const seed = opts.seed ?? 0;
     let tokHist: Tensor<"u32"> | undefined;
     let logpHist: Tensor | undefined;

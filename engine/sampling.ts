@@ -274,6 +274,16 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
   const gp = dev.empty("sampling partials", [group * nbv, 4]);
   const stats = dev.empty("sampling row stats", [group, 4]);
   const choice = plain ? dev.empty("sampling choice", [group, 4]) : undefined;
+  // A draw's RNG key per row: the caller's, else the row's index.
+  const rowKeys = keys ??
+    (temperature > 0
+      ? dev.upload(
+        "sampling row keys",
+        Uint32Array.from({ length: rows }, (_, r) => r),
+        [rows],
+        "u32",
+      )
+      : undefined);
   for (let row0 = 0; row0 < rows; row0 += group) {
     const g = Math.min(group, rows - row0);
     const l = layout(g);
@@ -309,9 +319,9 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
       const bd: (Binding | undefined)[] = [p(g, row0, 0, 0)];
       bd[7] = gp;
       bd[8] = stats;
-      bd[9] = keys;
+      bd[9] = rowKeys;
       bd[10] = choice;
-      dev.dispatch(dev.kernel("sampling", keys ? "draw_keyed" : "draw"), bd, dev.grid(g));
+      dev.dispatch(dev.kernel("sampling", "draw"), bd, dev.grid(g));
       const pickToken = (c0: number, cn: number, w?: Binding) => {
         const b: (Binding | undefined)[] = [p(g, row0, c0, cn), w ? hidden : undefined, w];
         b[3] = w ? undefined : z();
@@ -329,10 +339,9 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
       }
     } else if (temperature > 0) {
       const bs: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, z(), tokens];
-      bs.push(logp, undefined, undefined, stats, keys);
+      bs.push(logp, undefined, undefined, stats, rowKeys);
       const filters = { TOPK: topK > 0 && topK < vl ? 1 : 0, TOPP: topP < 1 ? 1 : 0 };
-      const entry = keys ? "sample_keyed" : "sample";
-      dev.dispatch(dev.kernel("sampling", entry, filters), bs, dev.grid(g));
+      dev.dispatch(dev.kernel("sampling", "sample", filters), bs, dev.grid(g));
     }
   }
   // The pool hands these buffers out again only to work recorded after this point.
@@ -340,4 +349,5 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
   gp.dispose();
   stats.dispose();
   choice?.dispose();
+  if (!keys) rowKeys?.dispose();
 }

@@ -43,12 +43,13 @@
 //               4. top-p: among the kept, the largest key t with mass(key >= t) >= p * Z_k
 //                  (Z_k = mass(key >= t_k)), by the same search over parallel mass sums: the
 //                  smallest value-threshold nucleus whose mass reaches p (ties kept).
-//               5. draw: u = uniform(seed, counter, key) with key = row0 + g, or in
-//                  sample_keyed row_keys[row0 + g] (binding 9); target = u * Z over the kept
+//               5. draw: u = uniform(seed, counter, key), key = row_keys[row0 + g] (the row's
+//                  index unless the caller keeps a row's key as rows come and go); target = u * Z over the kept
 //                  set; the token is the first kept id (ascending) where the running mass
 //                  exceeds the target (lane 0 finds the lane, that lane scans its ids).
 //             logp = z[token] - lse: the unmodified distribution (T = 1, no filtering).
-//             bindings: 0 P, 3 z [rows, vl] (read), 4 tokens [R] u32 (rw), 5 logp [R] (rw)
+//             bindings: 0 P, 3 z [rows, vl] (read), 4 tokens [R] u32 (rw), 5 logp [R] (rw),
+//             8 stats (read), 9 row_keys [R] u32
 // P = { rows, row0, d, vl, c0, cn, topk (0 = off), seed, counter: u32; temperature, topp: f32 }.
 //
 // RNG: counter-based, u = (h >> 8) / 2^24 with h = hash(seed, counter, row) a chain of
@@ -615,22 +616,14 @@ fn round_masses(lid: u32, base: u32, a: u32, step: u32, m: f32, inv_t: f32) -> a
   return workgroupUniformLoad(&bc_nf);
 }
 
-// x * y: rows of the group (2-D over 65535). The draw of row r is keyed by r.
+// The RNG key of each row: its index, or a key the caller keeps with the row (generation drops
+// finished rows, and the others keep drawing as they would have).
+@group(0) @binding(9) var<storage, read> row_keys: array<u32>;
+
+// x * y: rows of the group (2-D over 65535).
 @compute @workgroup_size(WG)
 fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           @builtin(local_invocation_index) lid: u32) {
-  let g = wid.x + wid.y * nwg.x;
-  if (g >= p.rows) { return; }
-  sample_row(g, p.row0 + g, lid);
-}
-
-// sample with the draw of row r keyed by row_keys[r] (a row's key stays when the rows around
-// it change, as in generation after finished rows leave the batch).
-@group(0) @binding(9) var<storage, read> row_keys: array<u32>;
-
-@compute @workgroup_size(WG)
-fn sample_keyed(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-                @builtin(local_invocation_index) lid: u32) {
   let g = wid.x + wid.y * nwg.x;
   if (g >= p.rows) { return; }
   sample_row(g, row_keys[p.row0 + g], lid);
@@ -732,8 +725,7 @@ fn sample_row(g: u32, rkey: u32, lid: u32) {
 // or pick_z (the stored logits) walks the block's ids to the token: the first whose running
 // mass passes the target, else the last with mass (fp32 rounding). logp = z - lse as always.
 // The draw differs from the sample pass's only in fp32 rounding of the running sums.
-//   bindings: draw 0 P, 7 gp (read), 8 stats (read), 10 choice (rw), draw_keyed also 9
-//   row_keys; pick_w 0 P, 1 hidden, 2 wc, 4 tokens, 5 logp, 8 stats, 10 choice (read); pick_z
+//   bindings: draw 0 P, 7 gp (read), 8 stats (read), 9 row_keys, 10 choice (rw); pick_w 0 P, 1 hidden, 2 wc, 4 tokens, 5 logp, 8 stats, 10 choice (read); pick_z
 //   0 P, 3 z, 4, 5, 8, 10.
 
 @group(0) @binding(10) var<storage, read_write> choice_out: array<vec4f>;
@@ -743,14 +735,6 @@ fn sample_row(g: u32, rkey: u32, lid: u32) {
 @compute @workgroup_size(WG)
 fn draw(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let g = wid.x + wid.y * nwg.x;
-  if (g >= p.rows) { return; }
-  draw_row(g, p.row0 + g, lid);
-}
-
-@compute @workgroup_size(WG)
-fn draw_keyed(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-              @builtin(local_invocation_index) lid: u32) {
   let g = wid.x + wid.y * nwg.x;
   if (g >= p.rows) { return; }
   draw_row(g, row_keys[p.row0 + g], lid);

@@ -415,7 +415,7 @@ Deno.test(
     const dev = await testDevice();
     const rng = new Rng(31);
     const c = makeCase(dev, rng, 7, 16, 300);
-    // A plain draw (draw_keyed) and one through the sample pass (sample_keyed; top-k alone, as
+    // A plain draw (the draw pass) and one through the sample pass (top-k alone, as
     // each filter's pipeline compiles for seconds on llvmpipe the first time).
     for (
       const o of [{ temperature: 1, seed: 9, counter: 3 }, {
