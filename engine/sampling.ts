@@ -338,10 +338,16 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
         }
       }
     } else if (temperature > 0) {
+      // The thresholds (each filter its own pass, leaving its key in the row stats), the draw.
+      const bt: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, z()];
+      bt[8] = stats;
+      if (topK > 0 && topK < vl) {
+        dev.dispatch(dev.kernel("sampling", "sample_topk"), bt, dev.grid(g));
+      }
+      if (topP < 1) dev.dispatch(dev.kernel("sampling", "sample_topp"), bt, dev.grid(g));
       const bs: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, z(), tokens];
       bs.push(logp, undefined, undefined, stats, rowKeys);
-      const filters = { TOPK: topK > 0 && topK < vl ? 1 : 0, TOPP: topP < 1 ? 1 : 0 };
-      dev.dispatch(dev.kernel("sampling", "sample", filters), bs, dev.grid(g));
+      dev.dispatch(dev.kernel("sampling", "sample"), bs, dev.grid(g));
     }
   }
   // The pool hands these buffers out again only to work recorded after this point.

@@ -27,29 +27,31 @@
 //             id, lse (the row stats section below); at temperature 0 they make the whole draw.
 //   draw, pick_w, pick_z  temperature > 0 without top-k or top-p: the token from the partial
 //             states and one block of 16 logits (the draw section at the end).
-//   sample    temperature > 0 with top-k or top-p: one workgroup of WG lanes per row g. In
-//             the mass and draw passes lane l owns the contiguous ids [l * blk, (l + 1) *
-//             blk) of [0, vl), so sums run in ascending id order (within a lane, then over
-//             lanes in lane 0); the
-//             search rounds visit ids l, l + WG, ... (counts, and sums that need only a fixed
-//             order). Every reduction has a fixed order, so results are bit-reproducible:
+//   sample_topk, sample_topp, sample  temperature > 0 with top-k or top-p: each one workgroup
+//             of WG lanes per row g. In the mass and draw passes lane l owns the contiguous
+//             ids [l * blk, (l + 1) * blk) of [0, vl), so sums run in ascending id order
+//             (within a lane, then over lanes in lane 0); the search rounds visit ids l, l +
+//             WG, ... (counts, and sums that need only a fixed order). Every reduction has a
+//             fixed order, so results are bit-reproducible:
 //               1. m and lse from row_stats.
 //               2. weights w = exp((z - m) / T):
-//               3. top-k: the k-th largest logit t_k, found by a 16-way search over the
-//                  order-preserving u32 key of the fp32 logit (largest key t with
+//               3. top-k (sample_topk): the k-th largest logit t_k, found by a 16-way search
+//                  over the order-preserving u32 key of the fp32 logit (largest key t with
 //                  count(key >= t) >= k; at most 8 rounds of parallel counts). Kept:
 //                  key >= t_k (ties at the threshold all kept, as in Hugging Face's
 //                  TopKLogitsWarper).
-//               4. top-p: among the kept, the largest key t with mass(key >= t) >= p * Z_k
-//                  (Z_k = mass(key >= t_k)), by the same search over parallel mass sums: the
-//                  smallest value-threshold nucleus whose mass reaches p (ties kept).
-//               5. draw: u = uniform(seed, counter, key), key = row_keys[row0 + g] (the row's
-//                  index unless the caller keeps a row's key as rows come and go); target = u * Z over the kept
-//                  set; the token is the first kept id (ascending) where the running mass
-//                  exceeds the target (lane 0 finds the lane, that lane scans its ids).
+//               4. top-p (sample_topp): among the kept, the largest key t with mass(key >= t)
+//                  >= p * Z_k (Z_k = mass(key >= t_k)), by the same search over parallel mass
+//                  sums: the smallest value-threshold nucleus whose mass reaches p (ties kept).
+//                  Each search leaves its key in stats.w for the next pass.
+//               5. draw (sample): u = uniform(seed, counter, key), key = row_keys[row0 + g]
+//                  (the row's index unless the caller keeps a row's key as rows come and go);
+//                  target = u * Z over the kept set; the token is the first kept id
+//                  (ascending) where the running mass exceeds the target (lane 0 finds the
+//                  lane, that lane scans its ids).
 //             logp = z[token] - lse: the unmodified distribution (T = 1, no filtering).
-//             bindings: 0 P, 3 z [rows, vl] (read), 4 tokens [R] u32 (rw), 5 logp [R] (rw),
-//             8 stats (read), 9 row_keys [R] u32
+//             bindings: 0 P, 3 z [rows, vl] (read), 8 stats (rw in the searches); sample
+//             also 4 tokens [R] u32 (rw), 5 logp [R] (rw), 9 row_keys [R] u32
 // P = { rows, row0, d, vl, c0, cn, topk (0 = off), seed, counter: u32; temperature, topp: f32 }.
 //
 // RNG: counter-based, u = (h >> 8) / 2^24 with h = hash(seed, counter, row) a chain of
@@ -66,13 +68,6 @@
 const WG: u32 = 64u;
 // Pivots per round of the threshold searches (16-way).
 const NP: u32 = 15u;
-// Whether the sample pass filters by top-k / top-p (engine/sampling.ts sets them from the call;
-// a pipeline each). Constants rather than tests of p.topk and p.topp, because llvmpipe runs an
-// if's body under a lane mask even when no lane takes it, and a search's first round is a pass
-// over the row: 16 rows, V = 151936, neither filter, alternating in one process: 21.7 ms per
-// sample pass with the tests, 16.6 ms with the constants.
-override TOPK: bool = false;
-override TOPP: bool = false;
 // Whether the partial states also carry the mass at the sampling temperature (the draw section).
 override DRAW: bool = false;
 
@@ -620,79 +615,95 @@ fn round_masses(lid: u32, base: u32, a: u32, step: u32, m: f32, inv_t: f32) -> a
 // finished rows, and the others keep drawing as they would have).
 @group(0) @binding(9) var<storage, read> row_keys: array<u32>;
 
-// x * y: rows of the group (2-D over 65535).
+// The sample pass in three entries, each a workgroup per group row (x * y over 65535), so that
+// each filter compiles on its own (on llvmpipe the top-k and top-p searches in one pipeline took
+// about 18 s to compile, each alone 3-5 s): sample_topk and sample_topp leave their threshold
+// key in stats.w (row_stats leaves 0, which keeps every id), sample draws above it.
+
+// 3. top-k threshold: the largest key a with count(key >= a) >= k (count(key >= 0) = vl >= k),
+// p.topk in (0, vl). Search invariant: pred(a) true, pred(b) false; each round cuts [a, b)
+// 16-fold.
+@compute @workgroup_size(WG)
+fn sample_topk(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+               @builtin(local_invocation_index) lid: u32) {
+  let g = wid.x + wid.y * nwg.x;
+  if (g >= p.rows) { return; }
+  let base = g * p.vl;
+  let st = stats_out[g];
+  var a = 0u;
+  var b = key(st.x) + 1u;
+  loop {
+    if (b - a <= 1u) { break; }
+    let step = max((b - a) / (NP + 1u), 1u);
+    let n = round_counts(lid, base, a, step);
+    var na = a;
+    var nb = b;
+    for (var j = 0u; j < NP; j++) {
+      let q = a + (j + 1u) * step;
+      if (q < b) {
+        if (n[j] >= p.topk) { na = q; } else { nb = min(nb, q); }
+      }
+    }
+    a = na;
+    b = nb;
+  }
+  if (lid == 0u) { stats_out[g] = vec4f(st.xyz, bitcast<f32>(a)); }
+}
+
+// 4. top-p threshold: the largest key a >= tk (stats.w) with mass(key >= a) >= p *
+// mass(key >= tk), p.topp < 1.
+@compute @workgroup_size(WG)
+fn sample_topp(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+               @builtin(local_invocation_index) lid: u32) {
+  let g = wid.x + wid.y * nwg.x;
+  if (g >= p.rows) { return; }
+  let base = g * p.vl;
+  let blk = (p.vl + WG - 1u) / WG;
+  let lo = min(lid * blk, p.vl);
+  let hi = min(lo + blk, p.vl);
+  let st = stats_out[g];
+  let m = st.x;
+  let inv_t = 1.0 / p.temperature;
+  let tk = bitcast<u32>(st.w);
+  let want = p.topp * sum_f(lid, mass_ge(base, lo, hi, tk, m, inv_t));
+  var a = tk;
+  var b = key(m) + 1u;
+  loop {
+    if (b - a <= 1u) { break; }
+    let step = max((b - a) / (NP + 1u), 1u);
+    let s = round_masses(lid, base, a, step, m, inv_t);
+    var na = a;
+    var nb = b;
+    for (var j = 0u; j < NP; j++) {
+      let q = a + (j + 1u) * step;
+      if (q < b) {
+        if (s[j] >= want) { na = q; } else { nb = min(nb, q); }
+      }
+    }
+    a = na;
+    b = nb;
+  }
+  if (lid == 0u) { stats_out[g] = vec4f(st.xyz, bitcast<f32>(a)); }
+}
+
+// 5. inverse-CDF draw over the ids whose key is at least stats.w, in ascending order.
 @compute @workgroup_size(WG)
 fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           @builtin(local_invocation_index) lid: u32) {
   let g = wid.x + wid.y * nwg.x;
   if (g >= p.rows) { return; }
-  sample_row(g, row_keys[p.row0 + g], lid);
-}
-
-// Row g of the group (a whole workgroup, lid its lane), its uniform keyed by `key`.
-fn sample_row(g: u32, rkey: u32, lid: u32) {
+  let rkey = row_keys[p.row0 + g];
   let row = p.row0 + g;
   let base = g * p.vl;
   let blk = (p.vl + WG - 1u) / WG;
   let lo = min(lid * blk, p.vl);
   let hi = min(lo + blk, p.vl);
-
-  // 1. m = max z and lse, from row_stats (the same bits as greedy decoding's).
+  // m = max z and lse from row_stats (the same bits as greedy decoding's).
   let st = stats_in[g];
   let m = st.x;
   let lse = st.y;
+  let t = bitcast<u32>(st.w);
   let inv_t = 1.0 / p.temperature;
-  let kmax = key(m);
-
-  // 3. top-k threshold: largest key a with count(key >= a) >= k (count(key >= 0) = vl >= k).
-  // Search invariant: pred(a) true, pred(b) false; each round cuts [a, b) 16-fold.
-  var tk = 0u;
-  if (TOPK) { // p.topk in (0, vl)
-    var a = 0u;
-    var b = kmax + 1u;
-    loop {
-      if (b - a <= 1u) { break; }
-      let step = max((b - a) / (NP + 1u), 1u);
-      let n = round_counts(lid, base, a, step);
-      var na = a;
-      var nb = b;
-      for (var j = 0u; j < NP; j++) {
-        let q = a + (j + 1u) * step;
-        if (q < b) {
-          if (n[j] >= p.topk) { na = q; } else { nb = min(nb, q); }
-        }
-      }
-      a = na;
-      b = nb;
-    }
-    tk = a;
-  }
-
-  // 4. top-p threshold: largest key a >= tk with mass(key >= a) >= p * mass(key >= tk)
-  var t = tk;
-  if (TOPP) { // p.topp < 1
-    let want = p.topp * sum_f(lid, mass_ge(base, lo, hi, tk, m, inv_t));
-    var a = tk;
-    var b = kmax + 1u;
-    loop {
-      if (b - a <= 1u) { break; }
-      let step = max((b - a) / (NP + 1u), 1u);
-      let s = round_masses(lid, base, a, step, m, inv_t);
-      var na = a;
-      var nb = b;
-      for (var j = 0u; j < NP; j++) {
-        let q = a + (j + 1u) * step;
-        if (q < b) {
-          if (s[j] >= want) { na = q; } else { nb = min(nb, q); }
-        }
-      }
-      a = na;
-      b = nb;
-    }
-    t = a;
-  }
-
-  // 5. inverse-CDF draw over the kept ids in ascending order
   choose_lane(lid, mass_ge(base, lo, hi, t, m, inv_t), rkey);
   if (lid == bc_u) {
     let local_target = bc_f;
