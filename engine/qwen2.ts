@@ -187,6 +187,12 @@ export interface ForwardState {
 export interface LogprobsOptions {
   /** Also return the entropy of each position's next-token distribution. */
   entropy?: boolean;
+  /**
+   * Only where this is > 0, per sequence one value per target position (as `forward`'s rows):
+   * e.g. a completion mask, so that a reference model skips the prompt's logits. Elsewhere the
+   * log-probs (and entropies) read 0. The computed ones have the same bits as without it.
+   */
+  rows?: readonly ArrayLike<number>[];
 }
 
 export interface LogprobsResult {
@@ -669,7 +675,7 @@ export class Qwen2 {
     seqs: readonly (readonly number[])[],
     opts: LogprobsOptions = {},
   ): Promise<LogprobsResult> {
-    const state = this.forward(seqs, { entropy: opts.entropy });
+    const state = this.forward(seqs, { entropy: opts.entropy, rows: opts.rows });
     try {
       return await this.readLogprobs(state);
     } finally {

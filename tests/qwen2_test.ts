@@ -214,6 +214,9 @@ test("a row mask runs the LM head on the masked positions only and gives the sam
       else assert.equal(lps[1][b][t], 0);
     })
   );
+  // logprobsWith() takes the same rows (a reference model's log-probs of completions).
+  const masked = await model.logprobsWith(seqs, { rows, entropy: true });
+  assert.deepEqual(masked.logp, lps[1]);
   assertClose(grads[1], grads[0], { atol: 1e-7, rtol: 1e-5 });
   model.dispose();
 });

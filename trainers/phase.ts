@@ -11,7 +11,7 @@ import { Rng } from "../engine/rng.ts";
 import type { Tokenizer } from "../engine/tokenizer.ts";
 import { type ObjectiveResult, objectives, type TrainerName } from "./objective.ts";
 import { rewardStats, rollout } from "./rollout.ts";
-import { type ForwardView, type MicroBatch, optimizerStep } from "./step.ts";
+import { completionMask, type ForwardView, type MicroBatch, optimizerStep } from "./step.ts";
 import type { Task } from "./tasks.ts";
 
 /** Hyperparameters of one phase (the resolved run configuration maps onto this). */
@@ -191,7 +191,12 @@ export async function runPhase<P>(
     const extra: Record<string, number> = {};
     let micros: MicroBatch[];
     let build: (v: ForwardView) => ObjectiveResult;
-    const refLogp = async (mb: MicroBatch) => (ref ? await ref.logprobs(mb.seqs) : null);
+    // The reference's log-probs where the objectives read them: the completions (its LM head
+    // skips the prompts).
+    const refLogp = async (mb: MicroBatch) =>
+      ref
+        ? (await ref.logprobsWith(mb.seqs, { rows: completionMask(mb.seqs, mb.promptLens) })).logp
+        : null;
     if (data.kind === "sft") {
       const ex = stepItems(data.examples, step - 1, o.batchSize, o.seed);
       const enc = ex.map((e) => encodePair(tok, e.prompt, e.completion));
