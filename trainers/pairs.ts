@@ -19,6 +19,7 @@ import { solve } from "../verifiers/countdown/solver.ts";
 import { makeTrace, type Trace } from "../verifiers/countdown/traces.ts";
 import { ProgressBar } from "./progress.ts";
 import { rollout } from "./rollout.ts";
+import { completionMask } from "./step.ts";
 import { countdownTask } from "./tasks.ts";
 
 export interface PairRow {
@@ -93,7 +94,10 @@ export async function buildPairs(
       const pIds = tok.encode(prompt), cIds = tok.encode(rejected);
       let meanLp = 0;
       if (cIds.length > 0) {
-        const lp = (await model.logprobs([[...pIds, ...cIds]]))[0].subarray(pIds.length - 1);
+        const seq = [...pIds, ...cIds];
+        // The LM head on the completion's positions only.
+        const rows = completionMask([seq], [pIds.length]);
+        const lp = (await model.logprobsWith([seq], { rows })).logp[0].subarray(pIds.length - 1);
         meanLp = lp.reduce((a: number, b: number) => a + b, 0) / lp.length;
       }
       rows.push({
