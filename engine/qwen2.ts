@@ -860,8 +860,9 @@ export class Qwen2 {
   }
 
   /**
-   * Samples completions: every prompt `samples` times, prefilled together, then decoded one
-   * token per step against a per-layer KV cache, with the sampling kernel drawing on the GPU.
+   * Samples completions: every prompt `samples` times. The prompts are prefilled together, each
+   * once, and its KV cache rows copied to each of its samples; then every sample decodes one
+   * token per step against its cache, the sampling kernel drawing on the GPU.
    */
   async generate(
     prompts: readonly (readonly number[])[],
@@ -903,7 +904,10 @@ export class Qwen2 {
     if (R === 0 || maxNew === 0) return out;
     const { hiddenSize: d, numHeads: hq, numKvHeads: hkv, headDim: hd } = cfg;
     const kvw = hkv * hd;
-    const host = packSequences(rows, cfg.vocabSize);
+    // Each prompt once: its samples share the prefill.
+    const host = packSequences(prompts, cfg.vocabSize);
+    const P = prompts.length;
+    const promptOf = (r: number) => Math.floor(r / G);
     const maxLen = host.maxLen + maxNew;
     // The decoding rows: ids[i] is the output row that row i of every tensor below decodes.
     let ids = rows.map((_, r) => r);
@@ -941,29 +945,53 @@ export class Qwen2 {
           v: dev.empty(`gen.v_cache.${l}`, [R, maxLen, kvw]),
         });
       }
-      // Prefill: the packed prompts through every block, their k/v into the caches.
+      // Prefill: the packed prompts through every block, their k/v into the caches (with
+      // several samples a prompt, into caches of one row a prompt, then copied to each sample's
+      // row: the prompt's positions only).
       const batch = uploadBatch(dev, host);
       const n = host.tokens;
+      const shared = G > 1;
+      const prefillLengths = shared ? dev.zeros("gen.prefill_lengths", [P], "u32") : lengths;
       let x = dev.empty("gen.x", [n, d]);
       embeddingForward(dev, this.embedding, batch.ids, x);
       for (let l = 0; l < cfg.numLayers; l++) {
         const a = this.#allocActs(n, x);
         const o = dev.empty("gen.x", [n, d]);
         this.#block(l, a, batch, o);
+        const pc = shared
+          ? {
+            k: dev.empty("gen.prefill_k", [P, maxLen, kvw]),
+            v: dev.empty("gen.prefill_v", [P, maxLen, kvw]),
+          }
+          : caches[l];
         kvCacheAppend(dev, {
           k: a.k,
           v: a.v,
-          kCache: caches[l].k,
-          vCache: caches[l].v,
-          lengths,
+          kCache: pc.k,
+          vCache: pc.v,
+          lengths: prefillLengths,
           numKvHeads: hkv,
           headDim: hd,
           seqStarts: batch.seqStarts,
         });
+        if (shared) {
+          const slab = maxLen * kvw;
+          for (let r = 0; r < R; r++) {
+            const q = promptOf(r), count = host.lengths[q] * kvw;
+            dev.copy(pc.k, caches[l].k, count, q * slab, r * slab);
+            dev.copy(pc.v, caches[l].v, count, q * slab, r * slab);
+          }
+          pc.k.dispose();
+          pc.v.dispose();
+        }
         this.#freeActs(a, false);
         x = o;
       }
-      const lastIdx = host.lengths.map((len, r) => host.seqStarts[r] + len - 1);
+      if (shared) prefillLengths.dispose();
+      const lastIdx = rows.map((_, r) => {
+        const q = promptOf(r);
+        return host.seqStarts[q] + host.lengths[q] - 1;
+      });
       const lastX = dev.empty("gen.last_x", [R, d]);
       embeddingForward(dev, x, lastIdx, lastX);
       x.dispose();
@@ -972,7 +1000,7 @@ export class Qwen2 {
       const normW = this.params.get("model.norm.weight")!;
       rmsnormForward(dev, lastX, normW, last, rstd, cfg.rmsNormEps);
       lastX.dispose();
-      let lens = host.lengths.slice();
+      let lens = rows.map((_, r) => host.lengths[promptOf(r)]);
       dev.write(lengths, Uint32Array.from(lens));
       const done = new Array<boolean>(R).fill(false);
       positions = dev.empty("gen.positions", [R], "u32");

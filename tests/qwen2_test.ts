@@ -369,6 +369,22 @@ test("generate() gives the same samples and step reports however many steps it r
   model.dispose();
 });
 
+test("samples of one prompt share its prefill and draw as copies of the prompt would", async (dev) => {
+  const cfg = smallConfig(true);
+  const model = buildModel(dev, cfg, randomWeights(cfg, 56));
+  const prompts = randomSeqs(new Rng(57), cfg.vocabSize, [5, 9, 3]);
+  const opts = { maxNewTokens: 12, temperature: 1, seed: 8, eosTokenIds: [] };
+  const shared = await model.generate(prompts, { ...opts, samples: 4 });
+  // The same rows in the same order, each prompt prefilled 4 times.
+  const copies = prompts.flatMap((p) => [p, p, p, p]);
+  const apart = await model.generate(copies, opts);
+  shared.forEach((g, r) => {
+    assert.deepEqual(g.tokens, apart[r].tokens, `row ${r}`);
+    assertClose(g.logprobs, apart[r].logprobs, { atol: 1e-5, rtol: 1e-5, label: `row ${r}` });
+  });
+  model.dispose();
+});
+
 test("generate() drops finished samples from the batch without changing any sample", async (dev) => {
   const cfg = smallConfig(true);
   const model = buildModel(dev, cfg, randomWeights(cfg, 54));
