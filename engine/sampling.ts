@@ -342,7 +342,10 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
       const bt: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, z()];
       bt[8] = stats;
       if (topK > 0 && topK < vl) {
-        dev.dispatch(dev.kernel("sampling", "sample_topk"), bt, dev.grid(g));
+        // The top-k search also reads the partial states (which blocks can hold a candidate).
+        const bk = [...bt];
+        bk[7] = gp;
+        dev.dispatch(dev.kernel("sampling", "sample_topk"), bk, dev.grid(g));
       }
       if (topP < 1) dev.dispatch(dev.kernel("sampling", "sample_topp"), bt, dev.grid(g));
       const bs: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, z(), tokens];

@@ -567,13 +567,22 @@ fn mass_ge(base: u32, lo: u32, hi: u32, t: u32, m: f32, inv_t: f32) -> f32 {
 // are ignored). Lane l visits ids l, l + WG, ... (order-insensitive: counts, or sums that only
 // need to be reproducible). Returns per pivot the count of key >= q_j (mass = false) or the
 // mass of key >= q_j (mass = true); every lane gets the same values.
-fn round_counts(lid: u32, base: u32, a: u32, step: u32) -> array<u32, NP> {
+//
+// round_counts visits blocks of 16 ids instead (lane l blocks l, l + WG, ...) and skips a block
+// whose largest logit (its partial state in gp) is under the lowest pivot: none of its ids can
+// count, and once the search nears the k-th largest logit only about k blocks are left to read.
+fn round_counts(lid: u32, base: u32, gbase: u32, a: u32, step: u32) -> array<u32, NP> {
   var c: array<u32, NP>;
   let q0 = a + step;
-  for (var v = lid; v < p.vl; v += WG) {
-    let k = key(z[base + v]);
-    if (k >= q0) {
-      for (var j = 0u; j < NP; j++) { c[j] += select(0u, 1u, k >= a + (j + 1u) * step); }
+  let nb = (p.vl + 15u) / 16u;
+  for (var bk = lid; bk < nb; bk += WG) {
+    if (key(gp_in[gbase + bk].x) < q0) { continue; }
+    let v1 = min(bk * 16u + 16u, p.vl);
+    for (var v = bk * 16u; v < v1; v++) {
+      let k = key(z[base + v]);
+      if (k >= q0) {
+        for (var j = 0u; j < NP; j++) { c[j] += select(0u, 1u, k >= a + (j + 1u) * step); }
+      }
     }
   }
   for (var j = 0u; j < NP; j++) { part_nu[j * WG + lid] = c[j]; }
@@ -635,7 +644,7 @@ fn sample_topk(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   loop {
     if (b - a <= 1u) { break; }
     let step = max((b - a) / (NP + 1u), 1u);
-    let n = round_counts(lid, base, a, step);
+    let n = round_counts(lid, base, g * ((p.vl + 15u) / 16u), a, step);
     var na = a;
     var nb = b;
     for (var j = 0u; j < NP; j++) {
