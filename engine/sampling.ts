@@ -339,13 +339,12 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
       }
     } else if (temperature > 0) {
       // The thresholds (each filter its own pass, leaving its key in the row stats), the draw.
+      // The searches also read the partial states (which blocks can hold a candidate).
       const bt: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, z()];
+      bt[7] = gp;
       bt[8] = stats;
       if (topK > 0 && topK < vl) {
-        // The top-k search also reads the partial states (which blocks can hold a candidate).
-        const bk = [...bt];
-        bk[7] = gp;
-        dev.dispatch(dev.kernel("sampling", "sample_topk"), bk, dev.grid(g));
+        dev.dispatch(dev.kernel("sampling", "sample_topk"), bt, dev.grid(g));
       }
       if (topP < 1) dev.dispatch(dev.kernel("sampling", "sample_topp"), bt, dev.grid(g));
       const bs: (Binding | undefined)[] = [p(g, row0, 0, 0), undefined, undefined, z(), tokens];

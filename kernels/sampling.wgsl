@@ -564,13 +564,13 @@ fn mass_ge(base: u32, lo: u32, hi: u32, t: u32, m: f32, inv_t: f32) -> f32 {
 }
 
 // One round of the 16-way search: the pivots are q_j = a + (j + 1) * step, j < NP (those >= b
-// are ignored). Lane l visits ids l, l + WG, ... (order-insensitive: counts, or sums that only
-// need to be reproducible). Returns per pivot the count of key >= q_j (mass = false) or the
-// mass of key >= q_j (mass = true); every lane gets the same values.
+// are ignored), in an order that does not matter (counts, or sums that only need to be
+// reproducible). Returns per pivot the count (round_counts) or the mass (round_masses) of the
+// ids with key >= q_j; every lane gets the same values.
 //
-// round_counts visits blocks of 16 ids instead (lane l blocks l, l + WG, ...) and skips a block
-// whose largest logit (its partial state in gp) is under the lowest pivot: none of its ids can
-// count, and once the search nears the k-th largest logit only about k blocks are left to read.
+// Both visit blocks of 16 ids (lane l blocks l, l + WG, ...) and skip a block whose largest
+// logit (its partial state in gp) is under the lowest pivot: none of its ids can count, and
+// once a top-k search nears the k-th largest logit only about k blocks are left to read.
 fn round_counts(lid: u32, base: u32, gbase: u32, a: u32, step: u32) -> array<u32, NP> {
   var c: array<u32, NP>;
   let q0 = a + step;
@@ -597,15 +597,21 @@ fn round_counts(lid: u32, base: u32, gbase: u32, a: u32, step: u32) -> array<u32
   return workgroupUniformLoad(&bc_nu);
 }
 
-fn round_masses(lid: u32, base: u32, a: u32, step: u32, m: f32, inv_t: f32) -> array<f32, NP> {
+fn round_masses(lid: u32, base: u32, gbase: u32, a: u32, step: u32, m: f32, inv_t: f32)
+    -> array<f32, NP> {
   var c: array<f32, NP>;
   let q0 = a + step;
-  for (var v = lid; v < p.vl; v += WG) {
-    let x = z[base + v];
-    let k = key(x);
-    if (k >= q0) {
-      let e = exp((x - m) * inv_t);
-      for (var j = 0u; j < NP; j++) { c[j] += select(0.0, e, k >= a + (j + 1u) * step); }
+  let nb = (p.vl + 15u) / 16u;
+  for (var bk = lid; bk < nb; bk += WG) {
+    if (key(gp_in[gbase + bk].x) < q0) { continue; }
+    let v1 = min(bk * 16u + 16u, p.vl);
+    for (var v = bk * 16u; v < v1; v++) {
+      let x = z[base + v];
+      let k = key(x);
+      if (k >= q0) {
+        let e = exp((x - m) * inv_t);
+        for (var j = 0u; j < NP; j++) { c[j] += select(0.0, e, k >= a + (j + 1u) * step); }
+      }
     }
   }
   for (var j = 0u; j < NP; j++) { part_nf[j * WG + lid] = c[j]; }
@@ -680,7 +686,7 @@ fn sample_topp(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   loop {
     if (b - a <= 1u) { break; }
     let step = max((b - a) / (NP + 1u), 1u);
-    let s = round_masses(lid, base, a, step, m, inv_t);
+    let s = round_masses(lid, base, g * ((p.vl + 15u) / 16u), a, step, m, inv_t);
     var na = a;
     var nb = b;
     for (var j = 0u; j < NP; j++) {
