@@ -585,6 +585,11 @@ fn round_counts(lid: u32, base: u32, gbase: u32, a: u32, step: u32) -> array<u32
       }
     }
   }
+  return total_counts(lid, c);
+}
+
+// The lanes' counts c summed per pivot; every lane calls it and gets the totals.
+fn total_counts(lid: u32, c: array<u32, NP>) -> array<u32, NP> {
   for (var j = 0u; j < NP; j++) { part_nu[j * WG + lid] = c[j]; }
   workgroupBarrier();
   if (lid == 0u) {
@@ -595,6 +600,18 @@ fn round_counts(lid: u32, base: u32, gbase: u32, a: u32, step: u32) -> array<u32
     }
   }
   return workgroupUniformLoad(&bc_nu);
+}
+
+// A round over the blocks' largest logits: per pivot, the count of blocks whose max has key >=
+// q_j.
+fn round_block_counts(lid: u32, gbase: u32, a: u32, step: u32) -> array<u32, NP> {
+  var c: array<u32, NP>;
+  let nb = (p.vl + 15u) / 16u;
+  for (var bk = lid; bk < nb; bk += WG) {
+    let k = key(gp_in[gbase + bk].x);
+    for (var j = 0u; j < NP; j++) { c[j] += select(0u, 1u, k >= a + (j + 1u) * step); }
+  }
+  return total_counts(lid, c);
 }
 
 fn round_masses(lid: u32, base: u32, gbase: u32, a: u32, step: u32, m: f32, inv_t: f32)
@@ -644,13 +661,36 @@ fn sample_topk(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   let g = wid.x + wid.y * nwg.x;
   if (g >= p.rows) { return; }
   let base = g * p.vl;
+  let nb = (p.vl + 15u) / 16u;
+  let gbase = g * nb;
   let st = stats_out[g];
+  let top = key(st.x) + 1u;
   var a = 0u;
-  var b = key(st.x) + 1u;
+  // With k blocks or more, start from the k-th largest block maximum: at least k ids reach it
+  // (the same search over the blocks' maxima, a sixteenth of the reads a round).
+  if (p.topk <= nb) {
+    var b = top;
+    loop {
+      if (b - a <= 1u) { break; }
+      let step = max((b - a) / (NP + 1u), 1u);
+      let n = round_block_counts(lid, gbase, a, step);
+      var na = a;
+      var nb2 = b;
+      for (var j = 0u; j < NP; j++) {
+        let q = a + (j + 1u) * step;
+        if (q < b) {
+          if (n[j] >= p.topk) { na = q; } else { nb2 = min(nb2, q); }
+        }
+      }
+      a = na;
+      b = nb2;
+    }
+  }
+  var b = top;
   loop {
     if (b - a <= 1u) { break; }
     let step = max((b - a) / (NP + 1u), 1u);
-    let n = round_counts(lid, base, g * ((p.vl + 15u) / 16u), a, step);
+    let n = round_counts(lid, base, gbase, a, step);
     var na = a;
     var nb = b;
     for (var j = 0u; j < NP; j++) {
