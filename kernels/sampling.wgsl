@@ -652,6 +652,33 @@ fn round_masses(lid: u32, base: u32, gbase: u32, a: u32, step: u32, m: f32, inv_
 // about 18 s to compile, each alone 3-5 s): sample_topk and sample_topp leave their threshold
 // key in stats.w (row_stats leaves 0, which keeps every id), sample draws above it.
 
+// One round's verdicts on its pivots q_j = a + (j + 1) * step (those at or past b ignored): the
+// highest whose count (narrow_u) or mass (narrow_f) reaches `want` is the new a, the lowest that
+// does not the new b; returns (a, b).
+fn narrow_u(a: u32, b: u32, step: u32, n: array<u32, NP>, want: u32) -> vec2u {
+  var na = a;
+  var nb = b;
+  for (var j = 0u; j < NP; j++) {
+    let q = a + (j + 1u) * step;
+    if (q < b) {
+      if (n[j] >= want) { na = q; } else { nb = min(nb, q); }
+    }
+  }
+  return vec2u(na, nb);
+}
+
+fn narrow_f(a: u32, b: u32, step: u32, s: array<f32, NP>, want: f32) -> vec2u {
+  var na = a;
+  var nb = b;
+  for (var j = 0u; j < NP; j++) {
+    let q = a + (j + 1u) * step;
+    if (q < b) {
+      if (s[j] >= want) { na = q; } else { nb = min(nb, q); }
+    }
+  }
+  return vec2u(na, nb);
+}
+
 // 3. top-k threshold: the largest key a with count(key >= a) >= k (count(key >= 0) = vl >= k),
 // p.topk in (0, vl). Search invariant: pred(a) true, pred(b) false; each round cuts [a, b)
 // 16-fold.
@@ -673,34 +700,18 @@ fn sample_topk(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
     loop {
       if (b - a <= 1u) { break; }
       let step = max((b - a) / (NP + 1u), 1u);
-      let n = round_block_counts(lid, gbase, a, step);
-      var na = a;
-      var nb2 = b;
-      for (var j = 0u; j < NP; j++) {
-        let q = a + (j + 1u) * step;
-        if (q < b) {
-          if (n[j] >= p.topk) { na = q; } else { nb2 = min(nb2, q); }
-        }
-      }
-      a = na;
-      b = nb2;
+      let r = narrow_u(a, b, step, round_block_counts(lid, gbase, a, step), p.topk);
+      a = r.x;
+      b = r.y;
     }
   }
   var b = top;
   loop {
     if (b - a <= 1u) { break; }
     let step = max((b - a) / (NP + 1u), 1u);
-    let n = round_counts(lid, base, gbase, a, step);
-    var na = a;
-    var nb = b;
-    for (var j = 0u; j < NP; j++) {
-      let q = a + (j + 1u) * step;
-      if (q < b) {
-        if (n[j] >= p.topk) { na = q; } else { nb = min(nb, q); }
-      }
-    }
-    a = na;
-    b = nb;
+    let r = narrow_u(a, b, step, round_counts(lid, base, gbase, a, step), p.topk);
+    a = r.x;
+    b = r.y;
   }
   if (lid == 0u) { stats_out[g] = vec4f(st.xyz, bitcast<f32>(a)); }
 }
@@ -720,23 +731,16 @@ fn sample_topp(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   let m = st.x;
   let inv_t = 1.0 / p.temperature;
   let tk = bitcast<u32>(st.w);
+  let gbase = g * ((p.vl + 15u) / 16u);
   let want = p.topp * sum_f(lid, mass_ge(base, lo, hi, tk, m, inv_t));
   var a = tk;
   var b = key(m) + 1u;
   loop {
     if (b - a <= 1u) { break; }
     let step = max((b - a) / (NP + 1u), 1u);
-    let s = round_masses(lid, base, g * ((p.vl + 15u) / 16u), a, step, m, inv_t);
-    var na = a;
-    var nb = b;
-    for (var j = 0u; j < NP; j++) {
-      let q = a + (j + 1u) * step;
-      if (q < b) {
-        if (s[j] >= want) { na = q; } else { nb = min(nb, q); }
-      }
-    }
-    a = na;
-    b = nb;
+    let r = narrow_f(a, b, step, round_masses(lid, base, gbase, a, step, m, inv_t), want);
+    a = r.x;
+    b = r.y;
   }
   if (lid == 0u) { stats_out[g] = vec4f(st.xyz, bitcast<f32>(a)); }
 }
@@ -791,8 +795,8 @@ fn sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 // or pick_z (the stored logits) walks the block's ids to the token: the first whose running
 // mass passes the target, else the last with mass (fp32 rounding). logp = z - lse as always.
 // The draw differs from the sample pass's only in fp32 rounding of the running sums.
-//   bindings: draw 0 P, 7 gp (read), 8 stats (read), 9 row_keys, 10 choice (rw); pick_w 0 P, 1 hidden, 2 wc, 4 tokens, 5 logp, 8 stats, 10 choice (read); pick_z
-//   0 P, 3 z, 4, 5, 8, 10.
+//   bindings: draw 0 P, 7 gp (read), 8 stats (read), 9 row_keys, 10 choice (rw); pick_w 0 P,
+//   1 hidden, 2 wc, 4 tokens, 5 logp, 8 stats, 10 choice (read); pick_z 0 P, 3 z, 4, 5, 8, 10.
 
 @group(0) @binding(10) var<storage, read_write> choice_out: array<vec4f>;
 @group(0) @binding(10) var<storage, read> choice_in: array<vec4f>;
