@@ -3,8 +3,8 @@
  * matrix [151936, 896], one decode step: 8 rows (one group of sequences) at temperature 1 (the
  * RL rollouts) and greedy (the evaluations), 16 rows at temperature 1 and 64 rows greedy (the
  * row counts where llvmpipe takes the 16 x 16 logits layout, which then stores no logits), and
- * 16 rows at temperature 1 with top-p 0.9 (`sampling_top_p`: the threshold search over the
- * stored logits).
+ * 16 rows at temperature 1 with top-p 0.9 and with top-k 50 (`sampling_top_p`, `sampling_top_k`:
+ * the threshold searches over the stored logits).
  *
  * Fused: `sampleTokens` (engine/sampling.ts), logits in vocabulary chunks into a GPU scratch,
  * the draw on the GPU; only the R ids and log-probs come back.
@@ -24,8 +24,14 @@ import { type Bench, type BenchResult, interleaved } from "./harness.ts";
 
 /** One row's draw from logits `z` as a plain CPU sampler would: greedy, softmax at T, or the
  * reference's nucleus (top-p) draw. */
-function drawRow(z: Float32Array, temperature: number, u: number, topP: number): number {
-  if (topP < 1) return sampleRowRef(z, { temperature, topP, u }).token;
+function drawRow(
+  z: Float32Array,
+  temperature: number,
+  u: number,
+  topP: number,
+  topK: number,
+): number {
+  if (topP < 1 || topK > 0) return sampleRowRef(z, { temperature, topP, topK, u }).token;
   let m = -Infinity, amax = 0;
   for (let v = 0; v < z.length; v++) {
     if (z[v] > m) {
@@ -52,6 +58,7 @@ async function naive(
   weight: Tensor,
   temperature: number,
   topP: number,
+  topK: number,
   seed: number,
   counter: number,
   block: number,
@@ -77,7 +84,7 @@ async function naive(
   const tokens = new Uint32Array(rows);
   for (let r = 0; r < rows; r++) {
     const u = samplingUniform(seed, counter, r);
-    tokens[r] = drawRow(z.subarray(r * v, (r + 1) * v), temperature, u, topP);
+    tokens[r] = drawRow(z.subarray(r * v, (r + 1) * v), temperature, u, topP, topK);
   }
   return tokens;
 }
@@ -93,8 +100,16 @@ export const benches: Bench[] = [{
     const iters = quick ? 1 : 3;
     const seed = 1234;
     const res: BenchResult[] = [];
-    const cases = [[8, 1, 1], [8, 0, 1], [16, 1, 1], [64, 0, 1], [16, 1, 0.9]];
-    for (const [rows, temperature, topP] of cases) {
+    // rows, temperature, top-p, top-k
+    const cases = [
+      [8, 1, 1, 0],
+      [8, 0, 1, 0],
+      [16, 1, 1, 0],
+      [64, 0, 1, 0],
+      [16, 1, 0.9, 0],
+      [16, 1, 1, 50],
+    ];
+    for (const [rows, temperature, topP, topK] of cases) {
       const hidden = dev.upload("hidden", rng.normals(rows * d, 1), [rows, d]);
       const tokens = dev.empty("tokens", [rows], "u32");
       const logp = dev.empty("logp", [rows]);
@@ -102,9 +117,30 @@ export const benches: Bench[] = [{
       let counter = 0;
       let peerTokens: Uint32Array = new Uint32Array(rows);
       const [fused, peer] = await interleaved(dev, [
-        () => sampleTokens(dev, { hidden, weight, temperature, topP, seed, counter, tokens, logp }),
+        () =>
+          sampleTokens(dev, {
+            hidden,
+            weight,
+            temperature,
+            topP,
+            topK,
+            seed,
+            counter,
+            tokens,
+            logp,
+          }),
         async () => {
-          peerTokens = await naive(dev, hidden, weight, temperature, topP, seed, counter, block);
+          peerTokens = await naive(
+            dev,
+            hidden,
+            weight,
+            temperature,
+            topP,
+            topK,
+            seed,
+            counter,
+            block,
+          );
           counter++; // the next pair of calls draws with fresh uniforms
         },
       ], iters);
@@ -112,13 +148,24 @@ export const benches: Bench[] = [{
       const ours = await tokens.read();
       const agree = ours.filter((t, r) => t === peerTokens[r]).length;
       res.push({
-        name: temperature === 0 ? "sampling_greedy" : topP < 1 ? "sampling_top_p" : "sampling",
+        name: temperature === 0
+          ? "sampling_greedy"
+          : topP < 1
+          ? "sampling_top_p"
+          : topK > 0
+          ? "sampling_top_k"
+          : "sampling",
         shape: [rows, d, v],
         ms: fused.ms,
         gflops: (2 * rows * d * v) / (fused.ms * 1e6),
         peak_bytes: fused.peak,
         peer: { name: "logits to the CPU + JS sampler", ms: peer.ms, peak_bytes: peer.peak },
-        extra: { temperature, ...(topP < 1 ? { top_p: topP } : {}), agree: `${agree}/${rows}` },
+        extra: {
+          temperature,
+          ...(topP < 1 ? { top_p: topP } : {}),
+          ...(topK > 0 ? { top_k: topK } : {}),
+          agree: `${agree}/${rows}`,
+        },
       });
       for (const t of [hidden, tokens, logp]) t.dispose();
     }

@@ -691,9 +691,9 @@ export class Qwen2 {
    * Positions whose dlogp is exactly 0 add nothing to any gradient, so the LM head's backward
    * (its logits recomputed over the whole vocabulary) leaves them out: without a KL term, a GRPO
    * group whose rewards are all equal, a token PPO's clip has cut off. When every value is 0
-   * nothing runs at all and `grads` stay as they were. The gradients are the same up to rounding (the head's weight
-   * gradient sums fewer rows), and a non-finite activation at such a position no longer reaches
-   * them through 0 * Inf.
+   * nothing runs at all and `grads` stay as they were. The gradients are the same up to rounding
+   * (the head's weight gradient sums fewer rows), and a non-finite activation at such a position
+   * no longer reaches them through 0 * Inf.
    */
   backward(state: ForwardState, dlogp: readonly ArrayLike<number>[]): void {
     if (!state.hidden || !state.xL || !state.rstdF) {
@@ -727,9 +727,15 @@ export class Qwen2 {
     const dHidden = dev.zeros("grad.hidden", [n, d]);
     const s = live.length, all = s === rows.length;
     const owned: Tensor[] = [];
+    // The live rows of a head tensor [rows, width], gathered (the ids uploaded once).
+    let liveIds: Tensor<"u32"> | undefined;
     const gather = (t: Tensor, width: number, name: string) => {
+      if (!liveIds) {
+        liveIds = dev.upload("head.live_rows", live, [s], "u32");
+        owned.push(liveIds);
+      }
       const out = dev.empty(name, [s, width]);
-      embeddingForward(dev, t.reshape([rows.length, width]), live, out);
+      embeddingForward(dev, t.reshape([rows.length, width]), liveIds, out);
       owned.push(out);
       return out;
     };

@@ -713,7 +713,7 @@ fn sample_topk(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
     a = r.x;
     b = r.y;
   }
-  if (lid == 0u) { stats_out[g] = vec4f(st.xyz, bitcast<f32>(a)); }
+  if (lid == 0u) { stats_out[g].w = bitcast<f32>(a); }
 }
 
 // 4. top-p threshold: the largest key a >= tk (stats.w) with mass(key >= a) >= p *
@@ -742,7 +742,7 @@ fn sample_topp(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
     a = r.x;
     b = r.y;
   }
-  if (lid == 0u) { stats_out[g] = vec4f(st.xyz, bitcast<f32>(a)); }
+  if (lid == 0u) { stats_out[g].w = bitcast<f32>(a); }
 }
 
 // 5. inverse-CDF draw over the ids whose key is at least stats.w, in ascending order.

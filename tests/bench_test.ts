@@ -208,10 +208,12 @@ Deno.test(
         "sampling",
         "sampling_greedy",
         "sampling_top_p",
+        "sampling_top_k",
       ]);
       const rows = out.results.map((r: { shape: number[] }) => r.shape[0]);
-      assert.deepEqual(rows, [8, 8, 16, 64, 16]);
+      assert.deepEqual(rows, [8, 8, 16, 64, 16, 16]);
       assert.equal(out.results[4].extra.top_p, 0.9);
+      assert.equal(out.results[5].extra.top_k, 50);
       for (const r of out.results) {
         assert.deepEqual(r.shape.slice(1), [64, 20000]);
         assert.ok(r.ms > 0 && r.peer.ms > 0 && r.peak_bytes > 0, JSON.stringify(r));
