@@ -69,8 +69,51 @@ export function params(): Params {
   return new Params();
 }
 
-/** What a dispatch binds at `@binding(i)`: a tensor, a chunk of one, or uniform parameters. */
-export type Binding = Tensor | TensorSlice | Params;
+/**
+ * A pooled rgba32float 2-D texture that holds a matrix for sampled reads (`copyToTexture`):
+ * texel (x, y) is elements 4x .. 4x + 3 of row y. On llvmpipe a `textureSampleLevel` through
+ * the nearest sampler costs about half what a storage load of the same vec4 does (Mesa 22.3
+ * vectorizes the sampler's texel fetch; storage, workgroup and `textureLoad` reads are a loop
+ * over the SIMD lanes), so the matmul reads its operands this way there (engine/gemm.ts).
+ */
+export class Texture {
+  #released = false;
+  constructor(
+    readonly name: string,
+    readonly texture: GPUTexture,
+    readonly view: GPUTextureView,
+    readonly width: number,
+    readonly height: number,
+    readonly device: Device,
+  ) {}
+
+  get released(): boolean {
+    return this.#released;
+  }
+
+  /** Returns the texture to the device's pool (recorded work that reads it still does). */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.device.releaseTexture(this);
+  }
+}
+
+/** The nearest-texel sampler (non-filtering, clamped), bound where a kernel declares `sampler`. */
+export const NEAREST: unique symbol = Symbol("nearest sampler");
+
+/**
+ * What a dispatch binds at `@binding(i)`: a tensor, a chunk of one, uniform parameters, a
+ * texture, or the nearest sampler.
+ */
+export type Binding = Tensor | TensorSlice | Params | Texture | typeof NEAREST;
+
+/**
+ * The kind of each binding of a kernel whose layout cannot be derived ("auto" layouts take a
+ * sampled texture to be filterable, which rgba32float is not): uniform, read-only storage,
+ * read-write storage, an unfilterable float texture, a non-filtering sampler.
+ */
+export type BindingKind = "uniform" | "read" | "storage" | "texture" | "sampler";
 
 /** A compiled compute pipeline. */
 export interface Kernel {
@@ -104,6 +147,13 @@ export interface DeviceOptions {
   powerPreference?: GPUPowerPreference;
   /** The matmul kernel; by default "blocked" on a fallback (CPU) adapter, "tiled" elsewhere. */
   gemm?: Partial<GemmForm>;
+  /**
+   * Whether the blocked matmul reads its large operands from textures (see `Texture`); by
+   * default on a fallback (CPU) adapter. A product gets the bits of its layout's 16 x 16
+   * storage kernel either way (not those of a relayout through transposes, which only the
+   * storage path takes).
+   */
+  gemmTextures?: boolean;
   /** The attention kernels; by default "rows4" on a fallback (CPU) adapter, "rows1" elsewhere. */
   attention?: AttentionForm;
   /** Where the adapter line goes; defaults to stderr. Pass `() => {}` to silence. */
@@ -142,6 +192,8 @@ export class Device {
   readonly limits: GPUSupportedLimits;
   readonly features: ReadonlySet<string>;
   #gemm: GemmForm;
+  /** See DeviceOptions.gemmTextures. */
+  gemmTextures: boolean;
   #attention: AttentionForm;
 
   #encoder: GPUCommandEncoder | null = null;
@@ -162,6 +214,8 @@ export class Device {
   #live = 0;
   #peak = 0;
   #pooled = 0;
+  #texturePool = new Map<string, Texture[]>();
+  #sampler: GPUSampler | null = null;
   #pipelines = new Map<string, Kernel>();
   #modules = new Map<string, GPUShaderModule>();
   #staging: GPUBuffer[] = [];
@@ -177,6 +231,7 @@ export class Device {
     this.limits = gpu.limits;
     this.features = new Set(gpu.features);
     this.#gemm = { form: this.isFallback ? "blocked" : "tiled", wx: 16, wy: 16, bk: 16 };
+    this.gemmTextures = this.isFallback;
     this.#attention = this.isFallback ? "rows4" : "rows1";
     this.#uniformArena = gpu.createBuffer({
       label: "uniform arena",
@@ -223,6 +278,7 @@ export class Device {
       "maxUniformBufferBindingSize",
       "maxBindGroups",
       "maxBindingsPerBindGroup",
+      "maxTextureDimension2D",
     ] as const;
     for (const k of wanted) {
       const v = adapter.limits[k];
@@ -235,6 +291,7 @@ export class Device {
     const gpu = await adapter.requestDevice({ requiredLimits, requiredFeatures });
     const dev = new Device(gpu, adapter.info);
     if (opts.gemm) dev.gemm = { ...dev.gemm, ...opts.gemm };
+    if (opts.gemmTextures !== undefined) dev.gemmTextures = opts.gemmTextures;
     if (opts.attention) dev.attention = opts.attention;
     const log = opts.log ?? ((line: string) => console.error(line));
     if (profileFromEnv()) {
@@ -274,6 +331,13 @@ export class Device {
       }
     }
     this.#pool.clear();
+    for (const list of this.#texturePool.values()) {
+      for (const t of list) {
+        this.#live -= textureBytes(t.width, t.height);
+        t.texture.destroy();
+      }
+    }
+    this.#texturePool.clear();
     this.#pooled = 0;
   }
 
@@ -338,6 +402,85 @@ export class Device {
     if (!list) this.#pool.set(size, list = []);
     list.push(buf);
     this.#pooled += size;
+  }
+
+  /**
+   * A texture of `width` x `height` rgba32float texels (contents undefined), from the pool when
+   * one of that size is free; counted in `memory` like a buffer. `what` names it in errors.
+   */
+  texture(what: string, width: number, height: number): Texture {
+    const max = this.limits.maxTextureDimension2D;
+    for (const [side, n] of [["width", width], ["height", height]] as const) {
+      if (!Number.isInteger(n) || n < 1) throw new RangeError(`${what}: texture ${side} ${n}`);
+      if (n > max) {
+        throw new LimitError(`${what} (texture ${side})`, "maxTextureDimension2D", n, max);
+      }
+    }
+    const key = `${width}x${height}`;
+    const free = this.#texturePool.get(key);
+    if (free && free.length > 0) {
+      const t = free.pop()!;
+      this.#pooled -= textureBytes(width, height);
+      return new Texture(what, t.texture, t.view, width, height, this);
+    }
+    this.#open();
+    const texture = this.gpu.createTexture({
+      label: what,
+      size: [width, height],
+      format: "rgba32float",
+      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+    });
+    this.#live += textureBytes(width, height);
+    if (this.#live > this.#peak) this.#peak = this.#live;
+    return new Texture(what, texture, texture.createView(), width, height, this);
+  }
+
+  /** Returns a texture to the pool (use `Texture.release`). */
+  releaseTexture(t: Texture): void {
+    const key = `${t.width}x${t.height}`;
+    let list = this.#texturePool.get(key);
+    if (!list) this.#texturePool.set(key, list = []);
+    list.push(t);
+    this.#pooled += textureBytes(t.width, t.height);
+  }
+
+  /**
+   * Whether `copyToTexture` can take `rows` rows of `cols` elements starting at element
+   * `start` of a buffer: rows 256-byte aligned (cols % 64 == 0), the start 16-byte aligned, and
+   * both sides within maxTextureDimension2D.
+   */
+  textureFits(rows: number, cols: number, start = 0): boolean {
+    const max = this.limits.maxTextureDimension2D;
+    return cols % 64 === 0 && start % 4 === 0 && rows >= 1 && rows <= max && cols / 4 <= max;
+  }
+
+  /**
+   * Records a copy of `rows` rows of `cols` elements (row-major, from element `start` of x's
+   * buffer) into texture t of cols / 4 x rows texels. See `textureFits` for the shapes taken.
+   */
+  copyToTexture(x: Tensor | TensorSlice, rows: number, cols: number, t: Texture): void {
+    const tensor = x instanceof Tensor ? x : x.tensor;
+    const start = x instanceof Tensor ? 0 : x.start;
+    const what = `copy of ${tensor.name} [${rows}, ${cols}] into texture ${t.name}`;
+    if (tensor.disposed) throw new Error(`${what}: tensor disposed`);
+    if (t.released) throw new Error(`${what}: texture released`);
+    if (!this.textureFits(rows, cols, start)) {
+      throw new RangeError(`${what}: rows must be 256-byte aligned and start 16-byte aligned`);
+    }
+    if (t.width !== cols / 4 || t.height !== rows) {
+      throw new RangeError(`${what}: the texture is ${t.width} x ${t.height} texels`);
+    }
+    if (start + rows * cols > tensor.size) {
+      throw new RangeError(`${what}: out of range of the tensor's ${tensor.size} elements`);
+    }
+    this.#open();
+    this.#endPass();
+    this.#enc().copyBufferToTexture(
+      { buffer: tensor.buffer, offset: start * 4, bytesPerRow: cols * 4, rowsPerImage: rows },
+      { texture: t.texture },
+      [cols / 4, rows],
+    );
+    this.#batchKernels.push(`copy ${tensor.name} -> texture ${t.name}`);
   }
 
   // ---------------------------------------------------------------- tensors
@@ -514,7 +657,12 @@ export class Device {
    * The pipeline for `entry` in `kernels/<file>.wgsl` with the given override constants,
    * compiled once and cached.
    */
-  kernel(file: string, entry: string, constants: Record<string, number> = {}): Kernel {
+  kernel(
+    file: string,
+    entry: string,
+    constants: Record<string, number> = {},
+    layout?: Readonly<Record<number, BindingKind>>,
+  ): Kernel {
     const keys = Object.keys(constants).sort();
     const key = `${file}:${entry}:${keys.map((k) => `${k}=${constants[k]}`).join(",")}`;
     let k = this.#pipelines.get(key);
@@ -525,12 +673,18 @@ export class Device {
       module = this.gpu.createShaderModule({ label: file, code: kernelSource(file) });
       this.#modules.set(file, module);
     }
+    const groupLayout = layout && this.gpu.createBindGroupLayout({
+      label: key,
+      entries: Object.entries(layout).map(([i, kind]) => layoutEntry(Number(i), kind)),
+    });
     const pipeline = this.gpu.createComputePipeline({
       label: key,
-      layout: "auto",
+      layout: groupLayout
+        ? this.gpu.createPipelineLayout({ label: key, bindGroupLayouts: [groupLayout] })
+        : "auto",
       compute: { module, entryPoint: entry, constants },
     });
-    k = { name: key, pipeline, layout: pipeline.getBindGroupLayout(0) };
+    k = { name: key, pipeline, layout: groupLayout ?? pipeline.getBindGroupLayout(0) };
     this.#pipelines.set(key, k);
     this.#batchKernels.push(`compile ${key}`);
     return k;
@@ -597,6 +751,18 @@ export class Device {
           binding: i,
           resource: { buffer: this.#uniformArena, offset, size: uniformBytes.byteLength },
         });
+        continue;
+      }
+      if (b === NEAREST) {
+        this.#sampler ??= this.gpu.createSampler({ magFilter: "nearest", minFilter: "nearest" });
+        entries.push({ binding: i, resource: this.#sampler });
+        continue;
+      }
+      if (b instanceof Texture) {
+        if (b.released) {
+          throw new Error(`texture ${b.name} bound to ${kernel.name} after release()`);
+        }
+        entries.push({ binding: i, resource: b.view });
         continue;
       }
       entries.push({ binding: i, resource: this.#storageResource(kernel, b) });
@@ -769,5 +935,26 @@ function profileFromEnv(): boolean {
     return Deno.env.get("QPT_KERNEL_PROFILE") === "1";
   } catch {
     return false;
+  }
+}
+
+/** Bytes of an rgba32float texture. */
+function textureBytes(width: number, height: number): number {
+  return width * height * 16;
+}
+
+function layoutEntry(binding: number, kind: BindingKind): GPUBindGroupLayoutEntry {
+  const visibility = GPUShaderStage.COMPUTE;
+  switch (kind) {
+    case "uniform":
+      return { binding, visibility, buffer: { type: "uniform" } };
+    case "read":
+      return { binding, visibility, buffer: { type: "read-only-storage" } };
+    case "storage":
+      return { binding, visibility, buffer: { type: "storage" } };
+    case "texture":
+      return { binding, visibility, texture: { sampleType: "unfilterable-float" } };
+    case "sampler":
+      return { binding, visibility, sampler: { type: "non-filtering" } };
   }
 }

@@ -7,9 +7,16 @@
  * softmax states [N, C / 16] x 16 bytes and [N] x 16 bytes of running state; never [N, V].
  * CPU reference: engine/vocab_head_ref.ts.
  */
-import { type Binding, type Device, params } from "./device.ts";
-import { blockedEntry, matmul } from "./gemm.ts";
-import { formatShape, type Tensor } from "./tensor.ts";
+import {
+  type Binding,
+  type BindingKind,
+  type Device,
+  NEAREST,
+  params,
+  type Texture,
+} from "./device.ts";
+import { blockedEntry, matmul, sampled } from "./gemm.ts";
+import { formatShape, type Tensor, type TensorSlice } from "./tensor.ts";
 
 export interface HeadForwardArgs {
   hidden: Tensor; // [N, d]
@@ -18,7 +25,10 @@ export interface HeadForwardArgs {
   logp: Tensor; // [N] written
   lse: Tensor; // [N] written
   entropy?: Tensor; // [N] written when given
-  /** Vocabulary rows per chunk (a multiple of 64; default 8192, capped by the binding size). */
+  /**
+   * Vocabulary rows per chunk (a multiple of 64; default 8192, 4096 with the matmul's textures,
+   * capped by the binding size).
+   */
   chunkRows?: number;
   /**
    * Let the product fold its logits straight into partial states where it can (default true;
@@ -104,6 +114,66 @@ function fusable(dev: Device, n: number, cc: number, d: number): boolean {
     blockedEntry(n, cc, d, false, true)[0] === "gemm_nt16";
 }
 
+/** The bindings of gemm_nt_tex_fold and gemm_nt_tex_dlogits (see gemm.ts TEX_LAYOUT). */
+const FOLD_LAYOUT: Readonly<Record<number, BindingKind>> = {
+  0: "uniform",
+  5: "uniform",
+  6: "read",
+  7: "storage",
+  10: "texture",
+  11: "texture",
+  12: "sampler",
+};
+const DLOGITS_LAYOUT: Readonly<Record<number, BindingKind>> = {
+  0: "uniform",
+  3: "storage",
+  5: "uniform",
+  6: "read",
+  8: "read",
+  9: "read",
+  10: "texture",
+  11: "texture",
+  12: "sampler",
+};
+
+/**
+ * Textures for a chunk's product read through textures (gemm.ts `sampled`): the hidden states'
+ * texture, made on the first chunk and kept for the rest, and the chunk of W's.
+ */
+class ChunkTextures {
+  #hidden: Texture | undefined;
+  constructor(
+    readonly dev: Device,
+    readonly hidden: Tensor,
+    readonly n: number,
+    readonly d: number,
+  ) {}
+
+  /** Whether the chunk [cc, d] (rows v0 ..) goes through textures. */
+  take(wc: TensorSlice, cc: number): boolean {
+    return sampled(this.dev, this.hidden, wc, this.n, cc, this.d, false, true);
+  }
+
+  /** The bindings 10 to 12 for the chunk; release the chunk's texture after the dispatch. */
+  bind(b: (Binding | undefined)[], wc: TensorSlice, cc: number): Texture {
+    const { dev, n, d } = this;
+    if (!this.#hidden) {
+      this.#hidden = dev.texture(`texture of ${this.hidden.name}`, d / 4, n);
+      dev.copyToTexture(this.hidden, n, d, this.#hidden);
+    }
+    const tw = dev.texture(`texture of ${wc.tensor.name} rows ${wc.start / d}..`, d / 4, cc);
+    dev.copyToTexture(wc, cc, d, tw);
+    b[10] = this.#hidden;
+    b[11] = tw;
+    b[12] = NEAREST;
+    return tw;
+  }
+
+  release(): void {
+    this.#hidden?.release();
+  }
+}
+
 /** gemm.wgsl's P for C [n, cc] = A [n, d] B [cc, d]^T. */
 function ntParams(n: number, cc: number, d: number) {
   return params().u32(n).u32(cc).u32(d).u32(0).u32(d).u32(1).u32(1).u32(d);
@@ -172,14 +242,30 @@ export function lmHeadForward(dev: Device, a: HeadForwardArgs): void {
   vec(op, a.lse, n, "lse");
   if (a.entropy) vec(op, a.entropy, n, "entropy");
   if (n === 0) return;
-  const c = chunkOf(dev, n, d, v, a.chunkRows);
+  // Through textures a chunk of W is copied whole: 4096 rows keep the copy a tenth of the
+  // naive path's [512, 151936] logits at d = 896.
+  const c = chunkOf(dev, n, d, v, a.chunkRows ?? (dev.gemmTextures ? BACKWARD_CHUNK : undefined));
   let scratch: Tensor | undefined;
   const parts = dev.empty("lm_head.parts", [n * Math.ceil(c / 16), 4]);
   const state = dev.empty("lm_head.state", [n, 4]);
+  const tex = new ChunkTextures(dev, a.hidden, n, d);
   for (let v0 = 0; v0 < v; v0 += c) {
     const cc = Math.min(c, v - v0);
     const wc = a.weight.rows(v0, cc);
-    if (a.fuse !== false && fusable(dev, n, cc, d)) {
+    if (a.fuse !== false && tex.take(wc, cc)) {
+      const q = params().u32(v0).u32(Math.ceil(cc / 16)).u32(0).u32(0);
+      const b: (Binding | undefined)[] = [ntParams(n, cc, d)];
+      b[5] = q;
+      b[6] = a.targets;
+      b[7] = parts;
+      const tw = tex.bind(b, wc, cc);
+      dev.dispatch(dev.kernel("gemm", "gemm_nt_tex_fold", {}, FOLD_LAYOUT), b, [
+        Math.ceil(cc / 256),
+        Math.ceil(n / 64),
+      ]);
+      tw.release();
+      merge(dev, parts, a.targets, state, n, cc, v0, v0 === 0);
+    } else if (a.fuse !== false && fusable(dev, n, cc, d)) {
       const q = params().u32(v0).u32(Math.ceil(cc / 16)).u32(0).u32(0);
       dev.dispatch(
         dev.kernel("gemm", "gemm_nt16_fold"),
@@ -202,6 +288,7 @@ export function lmHeadForward(dev: Device, a: HeadForwardArgs): void {
     dev.grid(Math.ceil(n / 64)),
   );
   if (!a.entropy) ent.dispose();
+  tex.release();
   scratch?.dispose();
   parts.dispose();
   state.dispose();
@@ -229,11 +316,24 @@ export function lmHeadBackward(dev: Device, a: HeadBackwardArgs): void {
   const scratch = dev.empty("lm_head.dlogits_chunk", [n, c]);
   const dh = a.dhidden.reshape([n, d]);
   const dw = a.dweight.reshape([v, d]);
+  const tex = new ChunkTextures(dev, a.hidden, n, d);
   for (let v0 = 0; v0 < v; v0 += c) {
     const cc = Math.min(c, v - v0);
     const sView = { ...scratch.slice(0, n * cc), shape: [n, cc] };
     const wc = a.weight.rows(v0, cc);
-    if (a.fuse !== false && fusable(dev, n, cc, d)) {
+    if (a.fuse !== false && tex.take(wc, cc)) {
+      const b: (Binding | undefined)[] = [ntParams(n, cc, d), undefined, undefined, sView];
+      b[5] = params().u32(v0).u32(0).u32(0).u32(0);
+      b[6] = a.targets;
+      b[8] = a.lse;
+      b[9] = a.dlogp;
+      const tw = tex.bind(b, wc, cc);
+      dev.dispatch(dev.kernel("gemm", "gemm_nt_tex_dlogits", {}, DLOGITS_LAYOUT), b, [
+        Math.ceil(cc / 256),
+        Math.ceil(n / 64),
+      ]);
+      tw.release();
+    } else if (a.fuse !== false && fusable(dev, n, cc, d)) {
       const q = params().u32(v0).u32(0).u32(0).u32(0);
       const b: (Binding | undefined)[] = [ntParams(n, cc, d), a.hidden, wc, sView, undefined, q];
       b[6] = a.targets;
@@ -254,5 +354,6 @@ export function lmHeadBackward(dev: Device, a: HeadBackwardArgs): void {
     matmul(dev, sView, wc, dh, { accumulate: v0 > 0 || !!a.accumulateHidden });
     matmul(dev, sView, a.hidden, dw.rows(v0, cc), { transA: true, accumulate: true });
   }
+  tex.release();
   scratch.dispose();
 }

@@ -23,10 +23,15 @@
 //              16 stores (forward), or are stored as dlogits (backward).
 //   fold_part16, dlogits16: the two epilogues on stored logits (the same functions, the same
 //              bits), where the product ran in another kernel.
+//   gemm_nt_tex, gemm_nn_tex, gemm_tn_tex, gemm_nt_tex_fold, gemm_nt_tex_dlogits: the 16 x 16
+//              kernels' arithmetic in 16 x 32 blocks with A and B read from textures through a
+//              sampler, where llvmpipe's loads cost half (the "sampled operands" section below;
+//              engine/gemm.ts `sampled` decides): 2-2.4x the storage kernels on llvmpipe.
 //   gemm_any   scalar loads through strides, any layout and size (the fallback)
 //   sum_rows   out[n] (+)= sum_m x[m, n], one invocation per column, rows in order
 //   transpose  out [N, M] = x [M, N]^T (at the end of the file)
-// Bindings: 0 P, 1 A, 2 B, 3 C (read_write), 4 bias (read only with BIAS; a dummy otherwise).
+// Bindings: 0 P, 1 A, 2 B, 3 C (read_write), 4 bias (read only with BIAS; a dummy otherwise);
+// the texture entries 10 and 11 (A's and B's textures) and 12 (the sampler) instead of 1 and 2.
 // Rows / columns past M / N are clamped on load and masked on store, so any M, N works. Every
 // output element sums its K terms in increasing k: results are deterministic.
 // Why no workgroup memory: on llvmpipe (a CPU) barriers and shared tiles cost more than the
@@ -473,15 +478,10 @@ fn gemm_nn16(@builtin(global_invocation_id) gid: vec3u) {
   store_block(row0, col0, acc);
 }
 
-// acc[j] += a * bv[j]: one row of a 16 x 16 block from one k step of "tn".
-fn axpy4(acc: array<vec4f, 4>, a: f32, bv: ptr<function, array<vec4f, 4>>) -> array<vec4f, 4> {
-  var r = acc;
-  for (var j = 0u; j < 4u; j++) { r[j] += a * (*bv)[j]; }
-  return r;
-}
-
-// 16 x 16 blocks of "tn" (A stored [K, M], B [K, N]; needs M % 4 == 0 and N % 4 == 0): per k,
-// 4 vec4 of A's row k and 4 of B's row k give 256 FMAs.
+// 16 x 16 blocks of "tn" (A stored [K, M], B [K, N]; needs M % 4 == 0 and N % 4 == 0): four k
+// steps per pass, as "nn" takes them (each accumulator loaded and stored once per 16
+// multiply-adds): A's rows k .. k + 3 in av (4 vec4 each), B's in bv (bv[4r + j]), and row i of
+// the block takes column i of A's four rows. The last K % 4 steps go one by one.
 @compute @workgroup_size(8, 4)
 fn gemm_tn16(@builtin(global_invocation_id) gid: vec3u) {
   let row0 = gid.y * 16u;
@@ -496,31 +496,334 @@ fn gemm_tn16(@builtin(global_invocation_id) gid: vec3u) {
     cb[j] = min(col0 / 4u + j, n4 - 1u);
   }
   var acc: array<array<vec4f, 4>, 16>;
-  var av: array<vec4f, 4>;
-  var bv: array<vec4f, 4>;
-  for (var k = 0u; k < p.k; k++) {
+  var av: array<vec4f, 16>;
+  var bv: array<vec4f, 16>;
+  let k4 = p.k / 4u;
+  for (var kk = 0u; kk < k4; kk++) {
+    for (var r = 0u; r < 4u; r++) {
+      let k = 4u * kk + r;
+      for (var j = 0u; j < 4u; j++) {
+        av[4u * r + j] = a4[k * m4 + rb4[j]];
+        bv[4u * r + j] = b4[k * n4 + cb[j]];
+      }
+    }
+    acc[0] = axpy16(acc[0], vec4f(av[0].x, av[4].x, av[8].x, av[12].x), &bv);
+    acc[1] = axpy16(acc[1], vec4f(av[0].y, av[4].y, av[8].y, av[12].y), &bv);
+    acc[2] = axpy16(acc[2], vec4f(av[0].z, av[4].z, av[8].z, av[12].z), &bv);
+    acc[3] = axpy16(acc[3], vec4f(av[0].w, av[4].w, av[8].w, av[12].w), &bv);
+    acc[4] = axpy16(acc[4], vec4f(av[1].x, av[5].x, av[9].x, av[13].x), &bv);
+    acc[5] = axpy16(acc[5], vec4f(av[1].y, av[5].y, av[9].y, av[13].y), &bv);
+    acc[6] = axpy16(acc[6], vec4f(av[1].z, av[5].z, av[9].z, av[13].z), &bv);
+    acc[7] = axpy16(acc[7], vec4f(av[1].w, av[5].w, av[9].w, av[13].w), &bv);
+    acc[8] = axpy16(acc[8], vec4f(av[2].x, av[6].x, av[10].x, av[14].x), &bv);
+    acc[9] = axpy16(acc[9], vec4f(av[2].y, av[6].y, av[10].y, av[14].y), &bv);
+    acc[10] = axpy16(acc[10], vec4f(av[2].z, av[6].z, av[10].z, av[14].z), &bv);
+    acc[11] = axpy16(acc[11], vec4f(av[2].w, av[6].w, av[10].w, av[14].w), &bv);
+    acc[12] = axpy16(acc[12], vec4f(av[3].x, av[7].x, av[11].x, av[15].x), &bv);
+    acc[13] = axpy16(acc[13], vec4f(av[3].y, av[7].y, av[11].y, av[15].y), &bv);
+    acc[14] = axpy16(acc[14], vec4f(av[3].z, av[7].z, av[11].z, av[15].z), &bv);
+    acc[15] = axpy16(acc[15], vec4f(av[3].w, av[7].w, av[11].w, av[15].w), &bv);
+  }
+  for (var k = 4u * k4; k < p.k; k++) {
     for (var j = 0u; j < 4u; j++) {
       av[j] = a4[k * m4 + rb4[j]];
       bv[j] = b4[k * n4 + cb[j]];
     }
-    acc[0] = axpy4(acc[0], av[0].x, &bv);
-    acc[1] = axpy4(acc[1], av[0].y, &bv);
-    acc[2] = axpy4(acc[2], av[0].z, &bv);
-    acc[3] = axpy4(acc[3], av[0].w, &bv);
-    acc[4] = axpy4(acc[4], av[1].x, &bv);
-    acc[5] = axpy4(acc[5], av[1].y, &bv);
-    acc[6] = axpy4(acc[6], av[1].z, &bv);
-    acc[7] = axpy4(acc[7], av[1].w, &bv);
-    acc[8] = axpy4(acc[8], av[2].x, &bv);
-    acc[9] = axpy4(acc[9], av[2].y, &bv);
-    acc[10] = axpy4(acc[10], av[2].z, &bv);
-    acc[11] = axpy4(acc[11], av[2].w, &bv);
-    acc[12] = axpy4(acc[12], av[3].x, &bv);
-    acc[13] = axpy4(acc[13], av[3].y, &bv);
-    acc[14] = axpy4(acc[14], av[3].z, &bv);
-    acc[15] = axpy4(acc[15], av[3].w, &bv);
+    for (var i = 0u; i < 16u; i++) {
+      let a = av[i / 4u][i % 4u];
+      for (var j = 0u; j < 4u; j++) { acc[i][j] += a * bv[j]; }
+    }
   }
   store_block(row0, col0, acc);
+}
+
+// ---------------------------------------------------------------- sampled operands (llvmpipe)
+//
+// gemm_nt_tex, gemm_nn_tex, gemm_tn_tex (and the LM head's gemm_nt_tex_fold and
+// gemm_nt_tex_dlogits): the 16 x 16 kernels' arithmetic, in 16 x 32 blocks, with A and B read
+// from rgba32float textures through the nearest sampler instead of from storage. engine/gemm.ts
+// copies each operand into a texture of its own layout (texel (x, y) = elements 4x .. 4x + 3 of
+// row y: A [M, K] is K/4 x M texels, B [N, K] K/4 x N, B [K, N] N/4 x K, A stored [K, M] M/4 x
+// K), a memcpy. Mesa 22.3 builds a sampler's texel fetch as vector code, where every storage,
+// workgroup or textureLoad read is a loop over the SIMD lanes: a sampled vec4 cost about 0.4 ns
+// a lane against 0.9 for a storage one in a micro kernel, and cheap loads move the best block
+// from 16 x 16 to 16 x 32 and 32 x 32 (which took 18 s to compile, against 2.3 s). Each output
+// sums the same terms in the same order as the 16 x 16 kernel of its layout: the same bits.
+// Bindings: 0 P, 3 C, 4 bias, 10 A's texture, 11 B's texture, 12 the sampler (and the
+// epilogues' 5 to 9); engine/gemm.ts gives the layouts (rgba32float is not filterable).
+
+@group(0) @binding(10) var ta: texture_2d<f32>;
+@group(0) @binding(11) var tb: texture_2d<f32>;
+@group(0) @binding(12) var nearest: sampler;
+
+// The sampling coordinate of texel i's centre on a side of n texels; with n at most 16384,
+// i + 0.5 stays within about 0.002 of a texel of the centre after rounding.
+fn centre(i: u32, n: u32) -> f32 {
+  return (f32(i) + 0.5) / f32(n);
+}
+
+fn fetch(t: texture_2d<f32>, x: f32, y: f32) -> vec4f {
+  return textureSampleLevel(t, nearest, vec2f(x, y), 0.0);
+}
+
+// Columns 0 .. 15 and 16 .. 31 of a 32-column row.
+fn lo16(a: array<vec4f, 8>) -> array<vec4f, 4> {
+  return array<vec4f, 4>(a[0], a[1], a[2], a[3]);
+}
+
+fn hi16(a: array<vec4f, 8>) -> array<vec4f, 4> {
+  return array<vec4f, 4>(a[4], a[5], a[6], a[7]);
+}
+
+// One row of a 16 x 32 block, as dots16 (the same dot per column).
+fn dots32(acc: array<vec4f, 8>, av: vec4f, bv: ptr<function, array<vec4f, 32>>) -> array<vec4f, 8> {
+  var r = acc;
+  for (var j = 0u; j < 8u; j++) {
+    let b = 4u * j;
+    r[j] += vec4f(dot(av, (*bv)[b]), dot(av, (*bv)[b + 1u]), dot(av, (*bv)[b + 2u]), dot(av, (*bv)[b + 3u]));
+  }
+  return r;
+}
+
+// "nt": A [M, K] and B [N, K] as K/4-wide textures. The block's rows and columns past M and N
+// read the last one and are never stored.
+fn nt_tex_block(row0: u32, col0: u32) -> array<array<vec4f, 8>, 16> {
+  let k4 = p.k / 4u;
+  var ya: array<f32, 16>;
+  var yb: array<f32, 32>;
+  for (var i = 0u; i < 16u; i++) { ya[i] = centre(min(row0 + i, p.m - 1u), p.m); }
+  for (var j = 0u; j < 32u; j++) { yb[j] = centre(min(col0 + j, p.n - 1u), p.n); }
+  var acc: array<array<vec4f, 8>, 16>;
+  var bv: array<vec4f, 32>;
+  for (var kk = 0u; kk < k4; kk++) {
+    let x = centre(kk, k4);
+    for (var j = 0u; j < 32u; j++) { bv[j] = fetch(tb, x, yb[j]); }
+    acc[0] = dots32(acc[0], fetch(ta, x, ya[0]), &bv);
+    acc[1] = dots32(acc[1], fetch(ta, x, ya[1]), &bv);
+    acc[2] = dots32(acc[2], fetch(ta, x, ya[2]), &bv);
+    acc[3] = dots32(acc[3], fetch(ta, x, ya[3]), &bv);
+    acc[4] = dots32(acc[4], fetch(ta, x, ya[4]), &bv);
+    acc[5] = dots32(acc[5], fetch(ta, x, ya[5]), &bv);
+    acc[6] = dots32(acc[6], fetch(ta, x, ya[6]), &bv);
+    acc[7] = dots32(acc[7], fetch(ta, x, ya[7]), &bv);
+    acc[8] = dots32(acc[8], fetch(ta, x, ya[8]), &bv);
+    acc[9] = dots32(acc[9], fetch(ta, x, ya[9]), &bv);
+    acc[10] = dots32(acc[10], fetch(ta, x, ya[10]), &bv);
+    acc[11] = dots32(acc[11], fetch(ta, x, ya[11]), &bv);
+    acc[12] = dots32(acc[12], fetch(ta, x, ya[12]), &bv);
+    acc[13] = dots32(acc[13], fetch(ta, x, ya[13]), &bv);
+    acc[14] = dots32(acc[14], fetch(ta, x, ya[14]), &bv);
+    acc[15] = dots32(acc[15], fetch(ta, x, ya[15]), &bv);
+  }
+  return acc;
+}
+
+// One row of a 16 x 32 block from four k steps of "nn", as axpy16: bv[8r + j] holds row k + r
+// of B's columns col0 + 4j .. col0 + 4j + 3.
+fn axpy32(acc: array<vec4f, 8>, av: vec4f, bv: ptr<function, array<vec4f, 32>>) -> array<vec4f, 8> {
+  var r = acc;
+  for (var j = 0u; j < 8u; j++) {
+    r[j] += av.x * (*bv)[j] + av.y * (*bv)[8u + j] + av.z * (*bv)[16u + j] + av.w * (*bv)[24u + j];
+  }
+  return r;
+}
+
+// "nn": A [M, K] as a K/4-wide texture, B [K, N] as an N/4-wide one (K rows).
+fn nn_tex_block(row0: u32, col0: u32) -> array<array<vec4f, 8>, 16> {
+  let k4 = p.k / 4u;
+  let n4 = p.n / 4u;
+  var ya: array<f32, 16>;
+  var xb: array<f32, 8>;
+  for (var i = 0u; i < 16u; i++) { ya[i] = centre(min(row0 + i, p.m - 1u), p.m); }
+  for (var j = 0u; j < 8u; j++) { xb[j] = centre(min(col0 / 4u + j, n4 - 1u), n4); }
+  var acc: array<array<vec4f, 8>, 16>;
+  var bv: array<vec4f, 32>;
+  for (var kk = 0u; kk < k4; kk++) {
+    let x = centre(kk, k4);
+    for (var r = 0u; r < 4u; r++) {
+      let y = centre(4u * kk + r, p.k);
+      for (var j = 0u; j < 8u; j++) { bv[8u * r + j] = fetch(tb, xb[j], y); }
+    }
+    acc[0] = axpy32(acc[0], fetch(ta, x, ya[0]), &bv);
+    acc[1] = axpy32(acc[1], fetch(ta, x, ya[1]), &bv);
+    acc[2] = axpy32(acc[2], fetch(ta, x, ya[2]), &bv);
+    acc[3] = axpy32(acc[3], fetch(ta, x, ya[3]), &bv);
+    acc[4] = axpy32(acc[4], fetch(ta, x, ya[4]), &bv);
+    acc[5] = axpy32(acc[5], fetch(ta, x, ya[5]), &bv);
+    acc[6] = axpy32(acc[6], fetch(ta, x, ya[6]), &bv);
+    acc[7] = axpy32(acc[7], fetch(ta, x, ya[7]), &bv);
+    acc[8] = axpy32(acc[8], fetch(ta, x, ya[8]), &bv);
+    acc[9] = axpy32(acc[9], fetch(ta, x, ya[9]), &bv);
+    acc[10] = axpy32(acc[10], fetch(ta, x, ya[10]), &bv);
+    acc[11] = axpy32(acc[11], fetch(ta, x, ya[11]), &bv);
+    acc[12] = axpy32(acc[12], fetch(ta, x, ya[12]), &bv);
+    acc[13] = axpy32(acc[13], fetch(ta, x, ya[13]), &bv);
+    acc[14] = axpy32(acc[14], fetch(ta, x, ya[14]), &bv);
+    acc[15] = axpy32(acc[15], fetch(ta, x, ya[15]), &bv);
+  }
+  return acc;
+}
+
+// "tn": A stored [K, M] as an M/4-wide texture, B [K, N] as an N/4-wide one (K rows each).
+// Four k steps per pass (as "nn" takes them): each accumulator is loaded and stored once per
+// 16 multiply-adds instead of per 4.
+fn tn_tex_block(row0: u32, col0: u32) -> array<array<vec4f, 8>, 16> {
+  let m4 = p.m / 4u;
+  let n4 = p.n / 4u;
+  var xa: array<f32, 4>;
+  var xb: array<f32, 8>;
+  for (var j = 0u; j < 4u; j++) { xa[j] = centre(min(row0 / 4u + j, m4 - 1u), m4); }
+  for (var j = 0u; j < 8u; j++) { xb[j] = centre(min(col0 / 4u + j, n4 - 1u), n4); }
+  var acc: array<array<vec4f, 8>, 16>;
+  var av: array<vec4f, 16>;
+  var bv: array<vec4f, 32>;
+  let k4 = p.k / 4u;
+  for (var kk = 0u; kk < k4; kk++) {
+    for (var r = 0u; r < 4u; r++) {
+      let y = centre(4u * kk + r, p.k);
+      for (var j = 0u; j < 4u; j++) { av[4u * r + j] = fetch(ta, xa[j], y); }
+      for (var j = 0u; j < 8u; j++) { bv[8u * r + j] = fetch(tb, xb[j], y); }
+    }
+    // Row i of the block takes column i of A's rows k .. k + 3.
+    acc[0] = axpy32(acc[0], vec4f(av[0].x, av[4].x, av[8].x, av[12].x), &bv);
+    acc[1] = axpy32(acc[1], vec4f(av[0].y, av[4].y, av[8].y, av[12].y), &bv);
+    acc[2] = axpy32(acc[2], vec4f(av[0].z, av[4].z, av[8].z, av[12].z), &bv);
+    acc[3] = axpy32(acc[3], vec4f(av[0].w, av[4].w, av[8].w, av[12].w), &bv);
+    acc[4] = axpy32(acc[4], vec4f(av[1].x, av[5].x, av[9].x, av[13].x), &bv);
+    acc[5] = axpy32(acc[5], vec4f(av[1].y, av[5].y, av[9].y, av[13].y), &bv);
+    acc[6] = axpy32(acc[6], vec4f(av[1].z, av[5].z, av[9].z, av[13].z), &bv);
+    acc[7] = axpy32(acc[7], vec4f(av[1].w, av[5].w, av[9].w, av[13].w), &bv);
+    acc[8] = axpy32(acc[8], vec4f(av[2].x, av[6].x, av[10].x, av[14].x), &bv);
+    acc[9] = axpy32(acc[9], vec4f(av[2].y, av[6].y, av[10].y, av[14].y), &bv);
+    acc[10] = axpy32(acc[10], vec4f(av[2].z, av[6].z, av[10].z, av[14].z), &bv);
+    acc[11] = axpy32(acc[11], vec4f(av[2].w, av[6].w, av[10].w, av[14].w), &bv);
+    acc[12] = axpy32(acc[12], vec4f(av[3].x, av[7].x, av[11].x, av[15].x), &bv);
+    acc[13] = axpy32(acc[13], vec4f(av[3].y, av[7].y, av[11].y, av[15].y), &bv);
+    acc[14] = axpy32(acc[14], vec4f(av[3].z, av[7].z, av[11].z, av[15].z), &bv);
+    acc[15] = axpy32(acc[15], vec4f(av[3].w, av[7].w, av[11].w, av[15].w), &bv);
+  }
+  // The last K % 4 steps one by one.
+  for (var k = 4u * k4; k < p.k; k++) {
+    let y = centre(k, p.k);
+    for (var j = 0u; j < 4u; j++) { av[j] = fetch(ta, xa[j], y); }
+    for (var j = 0u; j < 8u; j++) { bv[j] = fetch(tb, xb[j], y); }
+    for (var i = 0u; i < 16u; i++) {
+      let a = av[i / 4u][i % 4u];
+      for (var j = 0u; j < 8u; j++) { acc[i][j] += a * bv[j]; }
+    }
+  }
+  return acc;
+}
+
+// Stores a row of 32 columns (both halves through store_row, with their bias).
+fn store_row32(row: u32, col0: u32, a: array<vec4f, 8>, bl: array<vec4f, 4>, bh: array<vec4f, 4>) {
+  store_row(row, col0, lo16(a), bl);
+  store_row(row, col0 + 16u, hi16(a), bh);
+}
+
+fn store_block32(row0: u32, col0: u32, acc: array<array<vec4f, 8>, 16>) {
+  let bl = bias16(col0);
+  let bh = bias16(col0 + 16u);
+  store_row32(row0 + 0u, col0, acc[0], bl, bh);
+  store_row32(row0 + 1u, col0, acc[1], bl, bh);
+  store_row32(row0 + 2u, col0, acc[2], bl, bh);
+  store_row32(row0 + 3u, col0, acc[3], bl, bh);
+  store_row32(row0 + 4u, col0, acc[4], bl, bh);
+  store_row32(row0 + 5u, col0, acc[5], bl, bh);
+  store_row32(row0 + 6u, col0, acc[6], bl, bh);
+  store_row32(row0 + 7u, col0, acc[7], bl, bh);
+  store_row32(row0 + 8u, col0, acc[8], bl, bh);
+  store_row32(row0 + 9u, col0, acc[9], bl, bh);
+  store_row32(row0 + 10u, col0, acc[10], bl, bh);
+  store_row32(row0 + 11u, col0, acc[11], bl, bh);
+  store_row32(row0 + 12u, col0, acc[12], bl, bh);
+  store_row32(row0 + 13u, col0, acc[13], bl, bh);
+  store_row32(row0 + 14u, col0, acc[14], bl, bh);
+  store_row32(row0 + 15u, col0, acc[15], bl, bh);
+}
+
+@compute @workgroup_size(8, 4)
+fn gemm_nt_tex(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 16u;
+  let col0 = gid.x * 32u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  store_block32(row0, col0, nt_tex_block(row0, col0));
+}
+
+@compute @workgroup_size(8, 4)
+fn gemm_nn_tex(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 16u;
+  let col0 = gid.x * 32u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  store_block32(row0, col0, nn_tex_block(row0, col0));
+}
+
+@compute @workgroup_size(8, 4)
+fn gemm_tn_tex(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 16u;
+  let col0 = gid.x * 32u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  store_block32(row0, col0, tn_tex_block(row0, col0));
+}
+
+// The LM head's epilogues on 32 columns: two partial states (the second only where it has
+// columns), or the 32 dlogits.
+fn fold_row32(row: u32, col0: u32, a: array<vec4f, 8>) {
+  fold_row(row, col0, lo16(a));
+  if (col0 + 16u < p.n) { fold_row(row, col0 + 16u, hi16(a)); }
+}
+
+@compute @workgroup_size(8, 4)
+fn gemm_nt_tex_fold(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 16u;
+  let col0 = gid.x * 32u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  let acc = nt_tex_block(row0, col0);
+  fold_row32(row0 + 0u, col0, acc[0]);
+  fold_row32(row0 + 1u, col0, acc[1]);
+  fold_row32(row0 + 2u, col0, acc[2]);
+  fold_row32(row0 + 3u, col0, acc[3]);
+  fold_row32(row0 + 4u, col0, acc[4]);
+  fold_row32(row0 + 5u, col0, acc[5]);
+  fold_row32(row0 + 6u, col0, acc[6]);
+  fold_row32(row0 + 7u, col0, acc[7]);
+  fold_row32(row0 + 8u, col0, acc[8]);
+  fold_row32(row0 + 9u, col0, acc[9]);
+  fold_row32(row0 + 10u, col0, acc[10]);
+  fold_row32(row0 + 11u, col0, acc[11]);
+  fold_row32(row0 + 12u, col0, acc[12]);
+  fold_row32(row0 + 13u, col0, acc[13]);
+  fold_row32(row0 + 14u, col0, acc[14]);
+  fold_row32(row0 + 15u, col0, acc[15]);
+}
+
+fn dlogits_row32(row: u32, col0: u32, a: array<vec4f, 8>) {
+  dlogits_row(row, col0, lo16(a));
+  dlogits_row(row, col0 + 16u, hi16(a));
+}
+
+@compute @workgroup_size(8, 4)
+fn gemm_nt_tex_dlogits(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * 16u;
+  let col0 = gid.x * 32u;
+  if (row0 >= p.m || col0 >= p.n) { return; }
+  let acc = nt_tex_block(row0, col0);
+  dlogits_row32(row0 + 0u, col0, acc[0]);
+  dlogits_row32(row0 + 1u, col0, acc[1]);
+  dlogits_row32(row0 + 2u, col0, acc[2]);
+  dlogits_row32(row0 + 3u, col0, acc[3]);
+  dlogits_row32(row0 + 4u, col0, acc[4]);
+  dlogits_row32(row0 + 5u, col0, acc[5]);
+  dlogits_row32(row0 + 6u, col0, acc[6]);
+  dlogits_row32(row0 + 7u, col0, acc[7]);
+  dlogits_row32(row0 + 8u, col0, acc[8]);
+  dlogits_row32(row0 + 9u, col0, acc[9]);
+  dlogits_row32(row0 + 10u, col0, acc[10]);
+  dlogits_row32(row0 + 11u, col0, acc[11]);
+  dlogits_row32(row0 + 12u, col0, acc[12]);
+  dlogits_row32(row0 + 13u, col0, acc[13]);
+  dlogits_row32(row0 + 14u, col0, acc[14]);
+  dlogits_row32(row0 + 15u, col0, acc[15]);
 }
 
 @compute @workgroup_size(8, 8)

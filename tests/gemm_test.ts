@@ -5,6 +5,7 @@ import {
   blockedEntry,
   matmul,
   relayout,
+  sampled,
   skinny,
   SKINNY_MAX_ROWS,
   sumRows,
@@ -12,7 +13,7 @@ import {
 } from "../engine/gemm.ts";
 import { matmulRef, sumRowsRef, transposeRef } from "../engine/gemm_ref.ts";
 import { Rng } from "../engine/rng.ts";
-import { assertClose, finiteDiff, gpuTest, testDevice } from "./util.ts";
+import { assertClose, assertSameBits, finiteDiff, gpuTest, testDevice } from "./util.ts";
 
 // Every matmul test runs on both kernels: the register-blocked one (llvmpipe's default), the
 // tiled one at the GPU default tile, and the tiled one at a small odd tile (3-wide k steps, 16 x
@@ -322,5 +323,120 @@ Deno.test(
     } finally {
       dev.gemm = before;
     }
+  },
+);
+
+// Shapes the blocked form reads through textures (gemm.ts `sampled`), ragged against its 16 x 32
+// blocks, per layout: "nt" needs K % 64 == 0, "nn" K and N, "tn" M and N.
+const TEXTURED: Record<string, [number, number, number][]> = {
+  nt: [[64, 64, 256], [70, 128, 200], [100, 64, 130]],
+  nn: [[100, 128, 192], [64, 64, 256]],
+  tn: [[128, 40, 192], [64, 7, 256]],
+};
+
+Deno.test(
+  "matmul() through textures matches the CPU reference and the storage kernels' bits",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const before = [dev.gemm, dev.gemmTextures] as const;
+    dev.gemm = { form: "blocked", wx: 16, wy: 16, bk: 16 };
+    const rng = new Rng(16);
+    try {
+      for (const [form, shapes] of Object.entries(TEXTURED)) {
+        const transA = form[0] === "t", transB = form[1] === "t";
+        for (const [m, k, n] of shapes) {
+          const a = rng.normals(m * k), b = rng.normals(k * n), bias = rng.normals(n);
+          const c0 = rng.normals(m * n);
+          const ta = dev.upload("a", a, transA ? [k, m] : [m, k]);
+          const tb = dev.upload("b", b, transB ? [n, k] : [k, n]);
+          const tbias = dev.upload("bias", bias, [n]);
+          for (const [useBias, acc] of [[false, false], [true, true]]) {
+            const label = `${form} [${m}, ${k}, ${n}] bias=${useBias} acc=${acc}`;
+            const runs: Float32Array[] = [];
+            for (const textures of [true, false]) {
+              dev.gemmTextures = textures;
+              assert.equal(sampled(dev, ta, tb, m, n, k, transA, transB), textures, label);
+              const tc = dev.upload("c", c0, [m, n]);
+              const opts = { transA, transB, bias: useBias ? tbias : undefined, accumulate: acc };
+              matmul(dev, ta, tb, tc, { ...opts, scratch: false });
+              runs.push(await tc.read());
+              tc.dispose();
+            }
+            const want = matmulRef(a, b, m, k, n, {
+              transA,
+              transB,
+              bias: useBias ? bias : undefined,
+              c0: acc ? c0 : undefined,
+            });
+            assertClose(runs[0], want, { atol: 1e-5 * Math.sqrt(k) * 4, rtol: 1e-5, label });
+            assertSameBits(runs[0], runs[1], label);
+          }
+          for (const t of [ta, tb, tbias]) t.dispose();
+        }
+      }
+    } finally {
+      [dev.gemm, dev.gemmTextures] = before;
+    }
+  },
+);
+
+Deno.test(
+  "matmul() through textures reads row slices, reuses its textures and runs twice to the same bits",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const before = [dev.gemm, dev.gemmTextures] as const;
+    dev.gemm = { form: "blocked", wx: 16, wy: 16, bk: 16 };
+    dev.gemmTextures = true;
+    const rng = new Rng(17);
+    try {
+      // Rows 8.. of A and 68.. of B (16-byte aligned starts at K = 64), as in vocabulary chunks.
+      const m = 70, k = 64, n = 200;
+      const a = rng.normals((m + 8) * k), b = rng.normals((n + 68) * k);
+      const ta = dev.upload("a", a, [m + 8, k]), tb = dev.upload("b", b, [n + 68, k]);
+      const as = ta.rows(8, m), bs = tb.rows(68, n);
+      assert.ok(sampled(dev, as, bs, m, n, k, false, true));
+      const c1 = dev.empty("c1", [m, n]), c2 = dev.empty("c2", [m, n]);
+      matmul(dev, as, bs, c1, { transB: true });
+      await dev.sync();
+      const live = dev.memory.live;
+      matmul(dev, as, bs, c2, { transB: true });
+      await dev.sync();
+      assert.equal(dev.memory.live, live, "the second call takes the pooled textures");
+      const want = matmulRef(a.subarray(8 * k), b.subarray(68 * k), m, k, n, { transB: true });
+      const got = await c1.read();
+      assertClose(got, want, { atol: 1e-4, rtol: 1e-5 });
+      assertSameBits(got, await c2.read(), "twice");
+      for (const t of [ta, tb, c1, c2]) t.dispose();
+    } finally {
+      [dev.gemm, dev.gemmTextures] = before;
+    }
+  },
+);
+
+Deno.test(
+  "textures over the adapter's limits and misaligned copies are refused, naming them",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const max = dev.limits.maxTextureDimension2D;
+    assert.throws(() => dev.texture("texture of w", 16, max + 1), (e: unknown) => {
+      assert.ok(e instanceof LimitError);
+      assert.match(e.message, /texture of w \(texture height\)/);
+      assert.match(e.message, /maxTextureDimension2D/);
+      return true;
+    });
+    assert.ok(!dev.textureFits(max + 1, 64), "too many rows");
+    assert.ok(!dev.textureFits(8, 4 * max + 64), "rows too long");
+    assert.ok(!dev.textureFits(8, 96), "rows not 256-byte aligned");
+    assert.ok(!dev.textureFits(8, 64, 2), "start not 16-byte aligned");
+    assert.ok(dev.textureFits(8, 64, 4));
+    const x = dev.zeros("acts", [8, 96]);
+    const t = dev.texture("texture of acts", 24, 8);
+    assert.throws(() => dev.copyToTexture(x, 8, 96, t), /acts \[8, 96\].*256-byte/);
+    t.release();
+    assert.throws(() => dev.copyToTexture(x.reshape([12, 64]), 12, 64, t), /released/);
+    x.dispose();
   },
 );

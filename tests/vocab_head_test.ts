@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import type { Device } from "../engine/device.ts";
-import { blockedEntry, relayout } from "../engine/gemm.ts";
+import { blockedEntry, relayout, sampled } from "../engine/gemm.ts";
 import { Rng } from "../engine/rng.ts";
 import { lmHeadBackward, lmHeadForward } from "../engine/vocab_head.ts";
 import { lmHeadBackwardRef, lmHeadForwardRef, NO_TARGET_REF } from "../engine/vocab_head_ref.ts";
-import { assertClose, finiteDiff, gpuTest, testDevice } from "./util.ts";
+import { assertClose, assertSameBits, finiteDiff, gpuTest, testDevice } from "./util.ts";
 
 function test(name: string, fn: (dev: Device) => Promise<void>): void {
   Deno.test(name, gpuTest, async () => fn(await testDevice()));
@@ -181,6 +181,46 @@ test("the head's epilogues in the product give the same bits as the stored-logit
     }
   } finally {
     dev.gemm = before;
+  }
+});
+
+test("the head through textures gives the storage kernels' bits, forward and backward", async (dev) => {
+  // 50 rows, chunks of 512 and a last one of 488: every chunk's product reads textures
+  // (gemm_nt_tex_fold, gemm_nt_tex_dlogits, then nn and tn through textures too); targets in
+  // the last ids and in partial blocks, and rows without one.
+  const n = 50, d = 64, v = 1000, chunk = 512;
+  const x = problem(23, n, d, v);
+  x.targets.set([999, 995, 511, 512, 0, 984, 488], 0);
+  const before = [dev.gemm, dev.gemmTextures] as const;
+  dev.gemm = { form: "blocked", wx: 16, wy: 16, bk: 16 };
+  try {
+    const h = dev.upload("hidden", x.hidden, [n, d]);
+    const w = dev.upload("weight", x.weight, [v, d]);
+    const t = dev.upload("targets", x.targets, [n], "u32");
+    const dl = dev.upload("dlogp", x.dlogp, [n]);
+    dev.gemmTextures = true;
+    assert.ok(sampled(dev, h, w.rows(512, 488), n, 488, d, false, true), "the last chunk");
+    const runs: Float32Array[][] = [];
+    for (const textures of [true, false]) {
+      dev.gemmTextures = textures;
+      const logp = dev.empty("logp", [n]), lse = dev.empty("lse", [n]), ent = dev.empty("e", [n]);
+      const args = { hidden: h, weight: w, targets: t, chunkRows: chunk };
+      lmHeadForward(dev, { ...args, logp, lse, entropy: ent });
+      const dh = dev.empty("dh", [n, d]), dw = dev.zeros("dw", [v, d]);
+      lmHeadBackward(dev, { ...args, lse, dlogp: dl, dhidden: dh, dweight: dw });
+      runs.push(await Promise.all([logp, lse, ent, dh, dw].map((x) => x.read())));
+    }
+    const ref = lmHeadForwardRef(x.hidden, x.weight, x.targets, n, d, v);
+    const bref = lmHeadBackwardRef(x.hidden, x.weight, x.targets, x.dlogp, n, d, v);
+    const want = [ref.logp, ref.lse, ref.entropy, bref.dhidden, bref.dweight];
+    const names = ["logp", "lse", "entropy", "dhidden", "dweight"];
+    for (let i = 0; i < 5; i++) {
+      const tol = i < 3 ? { atol: 2e-5, rtol: 1e-5 } : { atol: 1e-5, rtol: 1e-4 };
+      assertClose(runs[0][i], want[i], { ...tol, label: names[i] });
+      assertSameBits(runs[0][i], runs[1][i], names[i]);
+    }
+  } finally {
+    [dev.gemm, dev.gemmTextures] = before;
   }
 });
 
