@@ -33,7 +33,7 @@ import { join } from "node:path";
 import { loadQwen2Config, type Qwen2Config, QWEN_TOKENS, toConfigJson } from "./config.ts";
 import { openCheckpoint, type TensorToWrite, writeSafetensors } from "./safetensors.ts";
 import { Tokenizer, writeDefaultTokenizer } from "./tokenizer.ts";
-import { sampleTokens } from "./sampling.ts";
+import { HeadTextures, sampleTokens } from "./sampling.ts";
 import type { ModelDims } from "./qwen2_ref.ts";
 import { rmsnormBackward, rmsnormForward } from "./rmsnorm.ts";
 import { ropeBackward, ropeForward } from "./rope.ts";
@@ -929,9 +929,14 @@ export class Qwen2 {
     const seed = opts.seed ?? 0;
     let tokHist: Tensor<"u32"> | undefined;
     let logpHist: Tensor | undefined;
+    // On llvmpipe the sampler reads the head from textures: copied once for all the steps.
+    const heads = HeadTextures.wanted(dev, R, d)
+      ? HeadTextures.create(dev, this.head, vocabLimit)
+      : undefined;
     // Each row's draw is keyed by its output row, so dropping others does not change it.
     const sample = (hidden: Tensor, step: number) =>
       sampleTokens(dev, {
+        headTextures: heads,
         hidden,
         weight: this.head,
         vocabLimit,
@@ -1130,6 +1135,7 @@ export class Qwen2 {
         }
       }
     } finally {
+      heads?.release();
       for (const c of caches) {
         c.k.dispose();
         c.v.dispose();

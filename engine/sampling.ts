@@ -4,7 +4,14 @@
  * `[rows, vocabLimit]`, where a layout or the top-k / top-p search needs them whole, live in a
  * GPU scratch buffer and never reach the CPU. The CPU reference is engine/sampling_ref.ts.
  */
-import { type Binding, type Device, params } from "./device.ts";
+import {
+  type Binding,
+  type BindingKind,
+  type Device,
+  NEAREST,
+  params,
+  type Texture,
+} from "./device.ts";
 import { LimitError } from "./errors.ts";
 import { formatShape, type Tensor } from "./tensor.ts";
 
@@ -54,6 +61,11 @@ export interface SampleTokensArgs {
    * one such step). The results do not depend on it.
    */
   chunkRows?: number;
+  /**
+   * Textures of the head's chunks (`HeadTextures.create`), kept across decode steps; made and
+   * released per call when absent and the call reads textures (see `HeadTextures`).
+   */
+  headTextures?: HeadTextures;
   /** Rows per sampling group (logits of one group share the scratch). Default: all that fit. */
   groupRows?: number;
   /**
@@ -67,6 +79,11 @@ export interface SampleTokensArgs {
 /** Rows x columns of the logits each invocation computes. */
 export type SamplingLayout = "1x8" | "4x8" | "8x8" | "16x16";
 const LAYOUTS: readonly SamplingLayout[] = ["1x8", "4x8", "8x8", "16x16"];
+
+/** The logits layout of a group of g rows where the caller names none (see sampleTokens). */
+function defaultLayout(dev: Device, g: number): SamplingLayout {
+  return g <= 2 ? "1x8" : !dev.isFallback || g <= 4 ? "4x8" : g <= 8 ? "8x8" : "16x16";
+}
 
 function gcd(a: number, b: number): number {
   while (b !== 0) [a, b] = [b, a % b];
@@ -223,23 +240,11 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
     return scratch.slice(0, group * vl);
   };
 
-  // Chunk starts must land on the storage offset alignment: c0 * d * 4 % align == 0.
-  const align = Math.max(4, dev.limits.minStorageBufferOffsetAlignment);
-  const step = align / gcd(d * 4, align);
-  const fit = Math.floor(dev.limits.maxStorageBufferBindingSize / (d * 4));
-  let chunk = Math.min(a.chunkRows ?? fit, fit, vl);
-  if (chunk < vl) {
-    // By default also a multiple of 16, so that greedy decoding can take its partial states
-    // of 16 ids from the logits kernel's registers (the results do not depend on the chunk).
-    const unit = a.chunkRows === undefined ? step * 16 / gcd(step, 16) : step;
-    chunk = Math.max(unit, Math.floor(chunk / unit) * unit);
-  }
-  if (chunk > fit) {
-    throw new LimitError(
-      `${op}: a vocabulary chunk of ${weight.name} ${formatShape(weight.shape)}`,
-      "maxStorageBufferBindingSize (bytes)",
-      chunk * d * 4,
-      dev.limits.maxStorageBufferBindingSize,
+  const chunk = chunkFor(dev, op, weight, vl, a.chunkRows);
+  const tex = texturesFit(dev, rows, d) ? a.headTextures : undefined;
+  if (tex && (tex.weight !== weight || tex.vocabLimit !== vl || tex.chunk !== chunk)) {
+    throw new RangeError(
+      `${op}: headTextures hold ${tex.weight.name} to id ${tex.vocabLimit} in chunks of ${tex.chunk}, not ${weight.name} to id ${vl} in chunks of ${chunk}`,
     );
   }
   // Logits layout (see the kernel header), rows x columns per invocation: 1 x 8 for groups of
@@ -248,9 +253,7 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
   // part-filled block costs about what a full one does (at d = 64 and V = 151936, 9 to 15 rows
   // in 16 x 16 took 31-41 ms against 50-61 ms in 8 x 8); scalar when d % 4 != 0. The vec4
   // layouts give the same bits.
-  const pick = (g: number): SamplingLayout =>
-    a.layout ??
-      (g <= 2 ? "1x8" : !dev.isFallback || g <= 4 ? "4x8" : g <= 8 ? "8x8" : "16x16");
+  const pick = (g: number): SamplingLayout => a.layout ?? defaultLayout(dev, g);
   const layout = (g: number): { entry: string; cols: number; rows: number } => {
     if (d % 4 !== 0) return { entry: "logits1", cols: 1, rows: 1 };
     const name = pick(g);
@@ -259,7 +262,7 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
   };
   const p = (g: number, row0: number, c0: number, cn: number) =>
     params().u32(g).u32(row0).u32(d).u32(vl).u32(c0).u32(cn).u32(topK < vl ? topK : 0)
-      .u32(a.seed).u32(a.counter).f32(temperature).f32(topP);
+      .u32(a.seed).u32(a.counter).f32(temperature).f32(topP).u32(rows);
   // Each row's max, its lowest id and the log-sum-exp come from partial states of 16 ids (see
   // the kernel's row stats section): in the 16 x 16 layout straight from its registers when
   // every chunk starts on a multiple of 16, else from the stored logits; the same bits either
@@ -284,18 +287,42 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
         "u32",
       )
       : undefined);
+  // Textures of hidden and (without the caller's) of the head's chunks, made when first read.
+  let hiddenTexture: Texture | undefined;
+  let ownTextures: HeadTextures | undefined;
   for (let row0 = 0; row0 < rows; row0 += group) {
     const g = Math.min(group, rows - row0);
     const l = layout(g);
     const fromRegisters = l.entry === "logits16x16" && (chunk % 16 === 0 || chunk >= vl);
     if (fromRegisters) {
       const store = temperature > 0 && !plain;
-      const k = store
-        ? dev.kernel("sampling", "logits16x16_stats")
-        : dev.kernel("sampling", "logits16x16_greedy", { DRAW: plain ? 1 : 0 });
-      for (let c0 = 0; c0 < vl; c0 += chunk) {
+      const sampled = texturesFit(dev, rows, d);
+      const entry = `logits16x16_${store ? "stats" : "greedy"}${sampled ? "_tex" : ""}`;
+      const k = dev.kernel(
+        "sampling",
+        entry,
+        store ? {} : { DRAW: plain ? 1 : 0 },
+        sampled ? (store ? STATS_TEX_LAYOUT : GREEDY_TEX_LAYOUT) : undefined,
+      );
+      if (sampled && !ownTextures && !tex) {
+        ownTextures = HeadTextures.create(dev, weight, vl, chunk);
+      }
+      const chunks = tex ?? ownTextures;
+      if (sampled && !hiddenTexture) {
+        hiddenTexture = dev.texture(`texture of ${hidden.name}`, d / 4, rows);
+        dev.copyToTexture(hidden, rows, d, hiddenTexture);
+      }
+      for (let c0 = 0, ci = 0; c0 < vl; c0 += chunk, ci++) {
         const cn = Math.min(chunk, vl - c0);
-        const b: (Binding | undefined)[] = [p(g, row0, c0, cn), hidden, weight.rows(c0, cn)];
+        const b: (Binding | undefined)[] = [p(g, row0, c0, cn)];
+        if (sampled) {
+          b[11] = hiddenTexture;
+          b[12] = chunks!.textures[ci];
+          b[13] = NEAREST;
+        } else {
+          b[1] = hidden;
+          b[2] = weight.rows(c0, cn);
+        }
         b[3] = store ? z() : undefined;
         b[6] = gp;
         dev.dispatch(k, b, [Math.ceil(cn / 16 / WG), Math.ceil(g / 16)]);
@@ -353,9 +380,116 @@ export function sampleTokens(dev: Device, a: SampleTokensArgs): void {
     }
   }
   // The pool hands these buffers out again only to work recorded after this point.
+  hiddenTexture?.release();
+  ownTextures?.release();
   if (!a.scratch) scratch?.dispose();
   gp.dispose();
   stats.dispose();
   choice?.dispose();
   if (!keys) rowKeys?.dispose();
+}
+
+/** The bindings of logits16x16_greedy_tex and logits16x16_stats_tex (rgba32float). */
+const GREEDY_TEX_LAYOUT: Readonly<Record<number, BindingKind>> = {
+  0: "uniform",
+  6: "storage",
+  11: "texture",
+  12: "texture",
+  13: "sampler",
+};
+const STATS_TEX_LAYOUT: Readonly<Record<number, BindingKind>> = {
+  ...GREEDY_TEX_LAYOUT,
+  3: "storage",
+};
+
+/**
+ * Whether the 16 x 16 logits layout reads hidden and the head from textures: with the
+ * matmul's textures (`dev.gemmTextures`, llvmpipe), rows of a multiple of 64 elements and
+ * hidden's rows within a texture's height. On llvmpipe, greedy steps of 16 rows at d = 64, V =
+ * 151936, alternating in one process: see `HeadTextures`.
+ */
+function texturesFit(dev: Device, rows: number, d: number): boolean {
+  return dev.gemmTextures && dev.textureFits(rows, d);
+}
+
+/**
+ * The vocabulary rows per logits dispatch: as many as one storage binding holds (or
+ * `requested`), in multiples of 16 when that is not the whole vocabulary, of the storage
+ * offset alignment's step, and (where the head may go into textures) within a texture's height.
+ */
+function chunkFor(
+  dev: Device,
+  op: string,
+  weight: Tensor,
+  vl: number,
+  requested?: number,
+): number {
+  const d = weight.shape[1];
+  // Chunk starts must land on the storage offset alignment: c0 * d * 4 % align == 0.
+  const align = Math.max(4, dev.limits.minStorageBufferOffsetAlignment);
+  const step = align / gcd(d * 4, align);
+  const fit = Math.floor(dev.limits.maxStorageBufferBindingSize / (d * 4));
+  let chunk = Math.min(requested ?? fit, fit, vl);
+  if (dev.gemmTextures && d % 64 === 0) chunk = Math.min(chunk, dev.limits.maxTextureDimension2D);
+  if (chunk < vl) {
+    // By default also a multiple of 16, so that greedy decoding can take its partial states
+    // of 16 ids from the logits kernel's registers (the results do not depend on the chunk).
+    const unit = requested === undefined ? step * 16 / gcd(step, 16) : step;
+    chunk = Math.max(unit, Math.floor(chunk / unit) * unit);
+  }
+  if (chunk > fit) {
+    throw new LimitError(
+      `${op}: a vocabulary chunk of ${weight.name} ${formatShape(weight.shape)}`,
+      "maxStorageBufferBindingSize (bytes)",
+      chunk * d * 4,
+      dev.limits.maxStorageBufferBindingSize,
+    );
+  }
+  return chunk;
+}
+
+/**
+ * Copies of the head's vocabulary chunks [0, vocabLimit) in textures, for the 16 x 16 logits
+ * layout on llvmpipe (`dev.gemmTextures`), where a sampled read costs about half a storage one.
+ * Generation makes them once and keeps them across its decode steps (the head does not change
+ * while it runs); a `sampleTokens` call without them copies the head per call.
+ */
+export class HeadTextures {
+  private constructor(
+    readonly weight: Tensor,
+    readonly vocabLimit: number,
+    readonly chunk: number,
+    readonly textures: Texture[],
+  ) {}
+
+  /** The textures for `weight` as `sampleTokens` would chunk it (`chunkRows` likewise). */
+  static create(
+    dev: Device,
+    weight: Tensor,
+    vocabLimit = weight.shape[0],
+    chunk = chunkFor(dev, "HeadTextures", weight, vocabLimit),
+  ): HeadTextures {
+    const d = weight.shape[1];
+    const textures: Texture[] = [];
+    for (let c0 = 0; c0 < vocabLimit; c0 += chunk) {
+      const cn = Math.min(chunk, vocabLimit - c0);
+      const t = dev.texture(`texture of ${weight.name} rows ${c0}..${c0 + cn}`, d / 4, cn);
+      dev.copyToTexture(weight.rows(c0, cn), cn, d, t);
+      textures.push(t);
+    }
+    return new HeadTextures(weight, vocabLimit, chunk, textures);
+  }
+
+  /**
+   * Whether `sampleTokens` on this device, in its default layout, reads the head this way for
+   * [R, d] hidden states.
+   */
+  static wanted(dev: Device, rows: number, d: number): boolean {
+    return texturesFit(dev, Math.max(rows, 1), d) && defaultLayout(dev, rows) === "16x16";
+  }
+
+  release(): void {
+    for (const t of this.textures) t.release();
+    this.textures.length = 0;
+  }
 }

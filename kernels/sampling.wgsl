@@ -83,6 +83,7 @@ struct P {
   counter: u32,
   temperature: f32,
   topp: f32,
+  hrows: u32, // rows of hidden (the height of its texture)
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -365,12 +366,8 @@ fn greedy_row(r: u32, c: u32, acc: array<vec4f, 4>) {
   gp_out[r * ((p.vl + 15u) / 16u) + id0 / 16u] = greedy_partial(id0, min(16u, p.cn - c), acc);
 }
 
-@compute @workgroup_size(WG)
-fn logits16x16_greedy(@builtin(global_invocation_id) gid: vec3u) {
-  let c = gid.x * 16u;
-  let g = gid.y * 16u;
-  if (c >= p.cn || g >= p.rows) { return; }
-  let a = block16(g, c);
+// The partial states of a 16 x 16 block (group rows g .., chunk columns c ..).
+fn greedy_block(g: u32, c: u32, a: array<array<vec4f, 4>, 16>) {
   greedy_row(g + 0u, c, a[0]);
   greedy_row(g + 1u, c, a[1]);
   greedy_row(g + 2u, c, a[2]);
@@ -390,12 +387,7 @@ fn logits16x16_greedy(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 // Both: stores the block (for the sample pass) and makes its partial states.
-@compute @workgroup_size(WG)
-fn logits16x16_stats(@builtin(global_invocation_id) gid: vec3u) {
-  let c = gid.x * 16u;
-  let g = gid.y * 16u;
-  if (c >= p.cn || g >= p.rows) { return; }
-  let a = block16(g, c);
+fn stats_block(g: u32, c: u32, a: array<array<vec4f, 4>, 16>) {
   store16(g + 0u, c, a[0]);
   greedy_row(g + 0u, c, a[0]);
   store16(g + 1u, c, a[1]);
@@ -428,6 +420,91 @@ fn logits16x16_stats(@builtin(global_invocation_id) gid: vec3u) {
   greedy_row(g + 14u, c, a[14]);
   store16(g + 15u, c, a[15]);
   greedy_row(g + 15u, c, a[15]);
+}
+
+@compute @workgroup_size(WG)
+fn logits16x16_greedy(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x * 16u;
+  let g = gid.y * 16u;
+  if (c >= p.cn || g >= p.rows) { return; }
+  greedy_block(g, c, block16(g, c));
+}
+
+@compute @workgroup_size(WG)
+fn logits16x16_stats(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x * 16u;
+  let g = gid.y * 16u;
+  if (c >= p.cn || g >= p.rows) { return; }
+  stats_block(g, c, block16(g, c));
+}
+
+// The same two with hidden and the chunk of the head read from textures through the nearest
+// sampler (engine/sampling.ts copies them in; texel (x, y) holds elements 4x .. 4x + 3 of row
+// y): Mesa 22.3's llvmpipe builds a sampled fetch as vector code where a storage load is a
+// loop over the SIMD lanes (engine/device.ts Texture; kernels/gemm.wgsl does the same for the
+// matmul). block16t sums each logit as block16 does: the same bits.
+// Bindings: 0 P, 3 z (stats), 6 gp, 11 hidden's texture [d / 4, hrows], 12 the chunk's [d / 4,
+// cn], 13 the sampler.
+@group(0) @binding(11) var th: texture_2d<f32>;
+@group(0) @binding(12) var tw: texture_2d<f32>;
+@group(0) @binding(13) var nearest: sampler;
+
+// The sampling coordinate of texel i's centre on a side of n texels.
+fn centre(i: u32, n: u32) -> f32 {
+  return (f32(i) + 0.5) / f32(n);
+}
+
+fn fetch(t: texture_2d<f32>, x: f32, y: f32) -> vec4f {
+  return textureSampleLevel(t, nearest, vec2f(x, y), 0.0);
+}
+
+fn block16t(g: u32, c: u32) -> array<array<vec4f, 4>, 16> {
+  let d4 = p.d / 4u;
+  var x: array<f32, 16>;
+  var y: array<f32, 16>;
+  for (var i = 0u; i < 16u; i++) {
+    x[i] = centre(p.row0 + min(g + i, p.rows - 1u), p.hrows);
+    y[i] = centre(min(c + i, p.cn - 1u), p.cn);
+  }
+  var a: array<array<vec4f, 4>, 16>;
+  var b: array<vec4f, 16>;
+  for (var k = 0u; k < d4; k++) {
+    let u = centre(k, d4);
+    for (var j = 0u; j < 16u; j++) { b[j] = fetch(tw, u, y[j]); }
+    a[0] = dots16(a[0], fetch(th, u, x[0]), &b);
+    a[1] = dots16(a[1], fetch(th, u, x[1]), &b);
+    a[2] = dots16(a[2], fetch(th, u, x[2]), &b);
+    a[3] = dots16(a[3], fetch(th, u, x[3]), &b);
+    a[4] = dots16(a[4], fetch(th, u, x[4]), &b);
+    a[5] = dots16(a[5], fetch(th, u, x[5]), &b);
+    a[6] = dots16(a[6], fetch(th, u, x[6]), &b);
+    a[7] = dots16(a[7], fetch(th, u, x[7]), &b);
+    a[8] = dots16(a[8], fetch(th, u, x[8]), &b);
+    a[9] = dots16(a[9], fetch(th, u, x[9]), &b);
+    a[10] = dots16(a[10], fetch(th, u, x[10]), &b);
+    a[11] = dots16(a[11], fetch(th, u, x[11]), &b);
+    a[12] = dots16(a[12], fetch(th, u, x[12]), &b);
+    a[13] = dots16(a[13], fetch(th, u, x[13]), &b);
+    a[14] = dots16(a[14], fetch(th, u, x[14]), &b);
+    a[15] = dots16(a[15], fetch(th, u, x[15]), &b);
+  }
+  return a;
+}
+
+@compute @workgroup_size(WG)
+fn logits16x16_greedy_tex(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x * 16u;
+  let g = gid.y * 16u;
+  if (c >= p.cn || g >= p.rows) { return; }
+  greedy_block(g, c, block16t(g, c));
+}
+
+@compute @workgroup_size(WG)
+fn logits16x16_stats_tex(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x * 16u;
+  let g = gid.y * 16u;
+  if (c >= p.cn || g >= p.rows) { return; }
+  stats_block(g, c, block16t(g, c));
 }
 
 // One invocation per group row and block of 16 ids of the stored logits (x * y over 65535).

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  HeadTextures,
   sampleTokens,
   type SampleTokensArgs,
   samplingScratchElements,
@@ -407,6 +408,57 @@ Deno.test("sampleTokens() gives the same bits in every logits layout", gpuTest, 
     dispose(c);
   }
 });
+
+Deno.test(
+  "sampleTokens() reads hidden and the head from textures with the storage path's bits",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const before = dev.gemmTextures;
+    const rng = new Rng(32);
+    const sampled = { temperature: 0.7, topK: 12, topP: 0.8, seed: 5, counter: 2 };
+    const plain = { temperature: 1.2, seed: 6, counter: 4 };
+    const greedy = { temperature: 0, seed: 0, counter: 0 };
+    try {
+      // d = 64 (rows of 256 bytes); 9 and 20 rows take the 16 x 16 layout; chunks of 256 ids
+      // and a last one of 232, or the whole head in one.
+      for (const [rows, chunkRows] of [[9, 256], [20, undefined]] as [number, number?][]) {
+        const c = makeCase(dev, rng, rows, 64, 1000);
+        dev.gemmTextures = true;
+        assert.ok(HeadTextures.wanted(dev, rows, 64));
+        const heads = HeadTextures.create(dev, c.tw, 1000, chunkRows ?? 1000);
+        for (const o of [sampled, plain, greedy]) {
+          const how = `${rows} rows, T=${o.temperature}`;
+          const runs: [Uint32Array, Float32Array][] = [];
+          for (const [textures, headTextures] of [[true, undefined], [true, heads], [false]]) {
+            dev.gemmTextures = textures as boolean;
+            runs.push(
+              await run(dev, c, {
+                ...o,
+                chunkRows,
+                headTextures: headTextures as HeadTextures | undefined,
+              }),
+            );
+          }
+          compareTokens(runs[0][0], ref(c, o), how);
+          for (const i of [1, 2]) {
+            assertSameBits(runs[i][0], runs[0][0], `tokens ${how} (${i})`);
+            assertSameBits(runs[i][1], runs[0][1], `logp ${how} (${i})`);
+          }
+        }
+        dev.gemmTextures = true;
+        await assert.rejects(
+          () => run(dev, c, { ...greedy, chunkRows: 128, headTextures: heads }),
+          /headTextures hold lm_head to id 1000 in chunks of/,
+        );
+        heads.release();
+        dispose(c);
+      }
+    } finally {
+      dev.gemmTextures = before;
+    }
+  },
+);
 
 Deno.test(
   "sampleTokens() with rowKeys draws a row as the row of that index does, wherever it sits",
