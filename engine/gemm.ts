@@ -160,7 +160,9 @@ function startOf(x: Operand): number {
  * the storage kernels, alternating in one process: [512, 896, 4864] 93 vs 215 ms, [512, 896,
  * 896] 19 vs 40, [512, 64, 8192] 20 vs 31, [128, 64, 512] 0.45 vs 0.60, [96, 896, 896] 5.2 vs
  * 6.8; but [64, 64, 128] 0.31 vs 0.23 and [32, 896, 896] 2.0 vs 1.9, hence at least 48 rows
- * and 32 blocks.
+ * and 32 blocks; and outputs 64 wide, with 2 blocks across to the 16 x 16 kernels' 4, lose:
+ * [320, 4096, 64] nn 12.2 vs 8.2 ms, [4096, 320, 64] tn 11.8 vs 8.8 (the LM head's backward at
+ * d = 64), where 128 wide is even or better (12.7 vs 12.2, 14.0 vs 16.7), hence N >= 128.
  */
 export function sampled(
   dev: Device,
@@ -173,7 +175,7 @@ export function sampled(
   tb: boolean,
 ): boolean {
   if (!dev.gemmTextures || dev.gemm.form !== "blocked" || (ta && tb)) return false;
-  if (m < 48 || n < 64 || Math.ceil(m / 16) * Math.ceil(n / 32) < 32) return false;
+  if (m < 48 || n < 128 || Math.ceil(m / 16) * Math.ceil(n / 32) < 32) return false;
   const [aRows, aCols] = ta ? [k, m] : [m, k];
   const [bRows, bCols] = tb ? [n, k] : [k, n];
   return dev.textureFits(aRows, aCols, startOf(a)) && dev.textureFits(bRows, bCols, startOf(b));

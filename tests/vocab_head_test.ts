@@ -185,10 +185,10 @@ test("the head's epilogues in the product give the same bits as the stored-logit
 });
 
 test("the head through textures gives the storage kernels' bits, forward and backward", async (dev) => {
-  // 50 rows, chunks of 512 and a last one of 488: every chunk's product reads textures
-  // (gemm_nt_tex_fold, gemm_nt_tex_dlogits, then nn and tn through textures too); targets in
-  // the last ids and in partial blocks, and rows without one.
-  const n = 50, d = 64, v = 1000, chunk = 512;
+  // 130 rows, chunks of 512 and a last one of 488: every chunk's product reads textures
+  // (gemm_nt_tex_fold, gemm_nt_tex_dlogits; the first chunk's nn and tn too, at d = 128);
+  // targets in the last ids and in partial blocks, and rows without one.
+  const n = 130, d = 128, v = 1000, chunk = 512;
   const x = problem(23, n, d, v);
   x.targets.set([999, 995, 511, 512, 0, 984, 488], 0);
   const before = [dev.gemm, dev.gemmTextures] as const;
@@ -200,6 +200,11 @@ test("the head through textures gives the storage kernels' bits, forward and bac
     const dl = dev.upload("dlogp", x.dlogp, [n]);
     dev.gemmTextures = true;
     assert.ok(sampled(dev, h, w.rows(512, 488), n, 488, d, false, true), "the last chunk");
+    // The first chunk's backward products (the last one's, 488 wide, stay in storage).
+    const dlogits = dev.empty("dlogits", [n, 512]);
+    assert.ok(sampled(dev, dlogits, w.rows(0, 512), n, d, 512, false, false), "dhidden's");
+    assert.ok(sampled(dev, dlogits, h, 512, d, n, true, false), "dW's");
+    dlogits.dispose();
     const runs: Float32Array[][] = [];
     for (const textures of [true, false]) {
       dev.gemmTextures = textures;
