@@ -17,7 +17,7 @@
 import type { Device } from "../engine/device.ts";
 import { matmul } from "../engine/gemm.ts";
 import { Rng } from "../engine/rng.ts";
-import { sampleTokens } from "../engine/sampling.ts";
+import { HeadTextures, sampleTokens } from "../engine/sampling.ts";
 import { sampleRowRef, samplingUniform } from "../engine/sampling_ref.ts";
 import type { Tensor } from "../engine/tensor.ts";
 import { type Bench, type BenchResult, interleaved } from "./harness.ts";
@@ -116,6 +116,11 @@ export const benches: Bench[] = [{
       const block = Math.min(v, Math.floor(limit / (4 * Math.max(rows, d)) / 64) * 64);
       let counter = 0;
       let peerTokens: Uint32Array = new Uint32Array(rows);
+      // As generation does: where the device samples the head from textures (llvmpipe, 16 x 16
+      // layout), the head's textures are made once and kept (their bytes are in the record).
+      const heads = HeadTextures.wanted(dev, rows, d)
+        ? HeadTextures.create(dev, weight)
+        : undefined;
       const [fused, peer] = await interleaved(dev, [
         () =>
           sampleTokens(dev, {
@@ -128,6 +133,7 @@ export const benches: Bench[] = [{
             counter,
             tokens,
             logp,
+            headTextures: heads,
           }),
         async () => {
           peerTokens = await naive(
@@ -165,8 +171,10 @@ export const benches: Bench[] = [{
           ...(topP < 1 ? { top_p: topP } : {}),
           ...(topK > 0 ? { top_k: topK } : {}),
           agree: `${agree}/${rows}`,
+          ...(heads ? { head_textures_mib: +(v * d * 4 / 2 ** 20).toFixed(1) } : {}),
         },
       });
+      heads?.release();
       for (const t of [hidden, tokens, logp]) t.dispose();
     }
     weight.dispose();

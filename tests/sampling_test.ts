@@ -430,7 +430,8 @@ Deno.test(
         for (const o of [sampled, plain, greedy]) {
           const how = `${rows} rows, T=${o.temperature}`;
           const runs: [Uint32Array, Float32Array][] = [];
-          for (const [textures, headTextures] of [[true, undefined], [true, heads], [false]]) {
+          // Textures, then storage: without the head's textures, and with textures off.
+          for (const [textures, headTextures] of [[true, heads], [true], [false, heads]]) {
             dev.gemmTextures = textures as boolean;
             runs.push(
               await run(dev, c, {
