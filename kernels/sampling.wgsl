@@ -439,10 +439,12 @@ fn logits16x16_stats(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 // The same two with hidden and the chunk of the head read from textures through the nearest
-// sampler (engine/sampling.ts copies them in; texel (x, y) holds elements 4x .. 4x + 3 of row
-// y): Mesa 22.3's llvmpipe builds a sampled fetch as vector code where a storage load is a
-// loop over the SIMD lanes (engine/device.ts Texture; kernels/gemm.wgsl does the same for the
-// matmul). block16t sums each logit as block16 does: the same bits.
+// sampler, in 16 x 32 blocks (engine/sampling.ts copies them in; texel (x, y) holds elements 4x
+// .. 4x + 3 of row y): Mesa 22.3's llvmpipe builds a sampled fetch as vector code where a storage
+// load is a loop over the SIMD lanes (engine/device.ts Texture; kernels/gemm.wgsl does the same
+// for the matmul), and with loads that cheap the wider block pays (16 x 16: 11.6, 59.1 and 91.9
+// ms against 10.5, 50.1 and 80.1 for 16 x 32, greedy at V = 151936 for 16 rows at d = 64, 100
+// rows at d = 64 and 16 rows at d = 896). block32t sums each logit as block16 does: the same bits.
 // Bindings: 0 P, 3 z (stats), 6 gp, 11 hidden's texture [d / 4, hrows], 12 the chunk's [d / 4,
 // cn], 13 the sampler.
 @group(0) @binding(11) var th: texture_2d<f32>;
@@ -458,53 +460,106 @@ fn fetch(t: texture_2d<f32>, x: f32, y: f32) -> vec4f {
   return textureSampleLevel(t, nearest, vec2f(x, y), 0.0);
 }
 
-fn block16t(g: u32, c: u32) -> array<array<vec4f, 4>, 16> {
+// dots16 over 32 columns.
+fn dots32(acc: array<vec4f, 8>, h: vec4f, b: ptr<function, array<vec4f, 32>>) -> array<vec4f, 8> {
+  var r = acc;
+  for (var j = 0u; j < 8u; j++) {
+    let q = 4u * j;
+    r[j] += vec4f(dot(h, (*b)[q]), dot(h, (*b)[q + 1u]), dot(h, (*b)[q + 2u]), dot(h, (*b)[q + 3u]));
+  }
+  return r;
+}
+
+// Group rows g .. g + 15 and chunk columns c .. c + 31 (c < cn, g < rows).
+fn block32t(g: u32, c: u32) -> array<array<vec4f, 8>, 16> {
   let d4 = p.d / 4u;
   var x: array<f32, 16>;
-  var y: array<f32, 16>;
-  for (var i = 0u; i < 16u; i++) {
-    x[i] = centre(p.row0 + min(g + i, p.rows - 1u), p.hrows);
-    y[i] = centre(min(c + i, p.cn - 1u), p.cn);
-  }
-  var a: array<array<vec4f, 4>, 16>;
-  var b: array<vec4f, 16>;
+  var y: array<f32, 32>;
+  for (var i = 0u; i < 16u; i++) { x[i] = centre(p.row0 + min(g + i, p.rows - 1u), p.hrows); }
+  for (var j = 0u; j < 32u; j++) { y[j] = centre(min(c + j, p.cn - 1u), p.cn); }
+  var a: array<array<vec4f, 8>, 16>;
+  var b: array<vec4f, 32>;
   for (var k = 0u; k < d4; k++) {
     let u = centre(k, d4);
-    for (var j = 0u; j < 16u; j++) { b[j] = fetch(tw, u, y[j]); }
-    a[0] = dots16(a[0], fetch(th, u, x[0]), &b);
-    a[1] = dots16(a[1], fetch(th, u, x[1]), &b);
-    a[2] = dots16(a[2], fetch(th, u, x[2]), &b);
-    a[3] = dots16(a[3], fetch(th, u, x[3]), &b);
-    a[4] = dots16(a[4], fetch(th, u, x[4]), &b);
-    a[5] = dots16(a[5], fetch(th, u, x[5]), &b);
-    a[6] = dots16(a[6], fetch(th, u, x[6]), &b);
-    a[7] = dots16(a[7], fetch(th, u, x[7]), &b);
-    a[8] = dots16(a[8], fetch(th, u, x[8]), &b);
-    a[9] = dots16(a[9], fetch(th, u, x[9]), &b);
-    a[10] = dots16(a[10], fetch(th, u, x[10]), &b);
-    a[11] = dots16(a[11], fetch(th, u, x[11]), &b);
-    a[12] = dots16(a[12], fetch(th, u, x[12]), &b);
-    a[13] = dots16(a[13], fetch(th, u, x[13]), &b);
-    a[14] = dots16(a[14], fetch(th, u, x[14]), &b);
-    a[15] = dots16(a[15], fetch(th, u, x[15]), &b);
+    for (var j = 0u; j < 32u; j++) { b[j] = fetch(tw, u, y[j]); }
+    a[0] = dots32(a[0], fetch(th, u, x[0]), &b);
+    a[1] = dots32(a[1], fetch(th, u, x[1]), &b);
+    a[2] = dots32(a[2], fetch(th, u, x[2]), &b);
+    a[3] = dots32(a[3], fetch(th, u, x[3]), &b);
+    a[4] = dots32(a[4], fetch(th, u, x[4]), &b);
+    a[5] = dots32(a[5], fetch(th, u, x[5]), &b);
+    a[6] = dots32(a[6], fetch(th, u, x[6]), &b);
+    a[7] = dots32(a[7], fetch(th, u, x[7]), &b);
+    a[8] = dots32(a[8], fetch(th, u, x[8]), &b);
+    a[9] = dots32(a[9], fetch(th, u, x[9]), &b);
+    a[10] = dots32(a[10], fetch(th, u, x[10]), &b);
+    a[11] = dots32(a[11], fetch(th, u, x[11]), &b);
+    a[12] = dots32(a[12], fetch(th, u, x[12]), &b);
+    a[13] = dots32(a[13], fetch(th, u, x[13]), &b);
+    a[14] = dots32(a[14], fetch(th, u, x[14]), &b);
+    a[15] = dots32(a[15], fetch(th, u, x[15]), &b);
   }
   return a;
 }
 
-@compute @workgroup_size(WG)
-fn logits16x16_greedy_tex(@builtin(global_invocation_id) gid: vec3u) {
-  let c = gid.x * 16u;
-  let g = gid.y * 16u;
-  if (c >= p.cn || g >= p.rows) { return; }
-  greedy_block(g, c, block16t(g, c));
+// A 32-column row's two partial states (the second where it has ids), and its stores.
+fn greedy_row32(r: u32, c: u32, a: array<vec4f, 8>) {
+  greedy_row(r, c, array<vec4f, 4>(a[0], a[1], a[2], a[3]));
+  if (c + 16u < p.cn) { greedy_row(r, c + 16u, array<vec4f, 4>(a[4], a[5], a[6], a[7])); }
+}
+
+fn stats_row32(r: u32, c: u32, a: array<vec4f, 8>) {
+  store16(r, c, array<vec4f, 4>(a[0], a[1], a[2], a[3]));
+  store16(r, c + 16u, array<vec4f, 4>(a[4], a[5], a[6], a[7]));
+  greedy_row32(r, c, a);
 }
 
 @compute @workgroup_size(WG)
-fn logits16x16_stats_tex(@builtin(global_invocation_id) gid: vec3u) {
-  let c = gid.x * 16u;
+fn logits16x32_greedy_tex(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x * 32u;
   let g = gid.y * 16u;
   if (c >= p.cn || g >= p.rows) { return; }
-  stats_block(g, c, block16t(g, c));
+  let a = block32t(g, c);
+  greedy_row32(g + 0u, c, a[0]);
+  greedy_row32(g + 1u, c, a[1]);
+  greedy_row32(g + 2u, c, a[2]);
+  greedy_row32(g + 3u, c, a[3]);
+  greedy_row32(g + 4u, c, a[4]);
+  greedy_row32(g + 5u, c, a[5]);
+  greedy_row32(g + 6u, c, a[6]);
+  greedy_row32(g + 7u, c, a[7]);
+  greedy_row32(g + 8u, c, a[8]);
+  greedy_row32(g + 9u, c, a[9]);
+  greedy_row32(g + 10u, c, a[10]);
+  greedy_row32(g + 11u, c, a[11]);
+  greedy_row32(g + 12u, c, a[12]);
+  greedy_row32(g + 13u, c, a[13]);
+  greedy_row32(g + 14u, c, a[14]);
+  greedy_row32(g + 15u, c, a[15]);
+}
+
+@compute @workgroup_size(WG)
+fn logits16x32_stats_tex(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x * 32u;
+  let g = gid.y * 16u;
+  if (c >= p.cn || g >= p.rows) { return; }
+  let a = block32t(g, c);
+  stats_row32(g + 0u, c, a[0]);
+  stats_row32(g + 1u, c, a[1]);
+  stats_row32(g + 2u, c, a[2]);
+  stats_row32(g + 3u, c, a[3]);
+  stats_row32(g + 4u, c, a[4]);
+  stats_row32(g + 5u, c, a[5]);
+  stats_row32(g + 6u, c, a[6]);
+  stats_row32(g + 7u, c, a[7]);
+  stats_row32(g + 8u, c, a[8]);
+  stats_row32(g + 9u, c, a[9]);
+  stats_row32(g + 10u, c, a[10]);
+  stats_row32(g + 11u, c, a[11]);
+  stats_row32(g + 12u, c, a[12]);
+  stats_row32(g + 13u, c, a[13]);
+  stats_row32(g + 14u, c, a[14]);
+  stats_row32(g + 15u, c, a[15]);
 }
 
 // One invocation per group row and block of 16 ids of the stored logits (x * y over 65535).
