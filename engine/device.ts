@@ -11,8 +11,8 @@
  *   sync point, naming the kernels of the batch.
  * - Uniform parameters of all dispatches of a batch are packed into one arena buffer and
  *   written once, just before the batch is submitted.
- * - Freed buffers go back to a pool keyed by rounded size; pipelines are cached by kernel file,
- *   entry point and override constants.
+ * - Freed buffers go back to a pool keyed by rounded size, released textures to one keyed by
+ *   size; pipelines are cached by kernel file, entry point and override constants.
  * - A lost device rejects every pending read-back with DeviceLostError instead of hanging.
  */
 import {

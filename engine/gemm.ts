@@ -138,7 +138,7 @@ export function matmul(
 }
 
 /** The bindings of gemm_nt_tex, gemm_nn_tex and gemm_tn_tex (rgba32float is not filterable). */
-export const TEX_LAYOUT: Readonly<Record<number, BindingKind>> = {
+const TEX_LAYOUT: Readonly<Record<number, BindingKind>> = {
   0: "uniform",
   3: "storage",
   4: "read",

@@ -23,8 +23,9 @@
 //              184-232, 8x8 143-200; R = 1: 4x4 164, 4x8 88-96, 1x8 54-73, 1x16 58. On a GPU
 //              these layouts read W uncoalesced (each lane its own row); a tiled workgroup
 //              form would suit it better.
-//   row_stats, greedy_part16, logits16x16_greedy, logits16x16_stats: m = max z, its lowest
-//             id, lse (the row stats section below); at temperature 0 they make the whole draw.
+//   row_stats, greedy_part16, logits16x16_greedy, logits16x16_stats (and logits16x32_greedy_tex,
+//             logits16x32_stats_tex, the same from textures): m = max z, its lowest id, lse
+//             (the row stats section below); at temperature 0 they make the whole draw.
 //   draw, pick_w, pick_z  temperature > 0 without top-k or top-p: the token from the partial
 //             states and one block of 16 logits (the draw section at the end).
 //   sample_topk, sample_topp, sample  temperature > 0 with top-k or top-p: each one workgroup
@@ -315,7 +316,8 @@ fn logits1(@builtin(global_invocation_id) gid: vec3u) {
 // sample pass takes m and lse from row_stats too: a token's logp has the same bits whatever
 // the temperature, top-k and top-p.
 //   bindings: greedy_part16 0 P, 3 z, 6 gp (rw); logits16x16_greedy 0 P, 1 hidden, 2 wc, 6 gp
-//   (rw); logits16x16_stats the same and 3 z (rw); row_stats 0 P, 4 tokens, 5 logp, 7 gp (read), 8 stats (rw); sample reads 8 stats.
+//   (rw); logits16x16_stats the same and 3 z (rw); row_stats 0 P, 4 tokens, 5 logp, 7 gp
+//   (read), 8 stats (rw); sample reads 8 stats. The texture twins' bindings are given with them.
 
 @group(0) @binding(6) var<storage, read_write> gp_out: array<vec4f>;
 @group(0) @binding(7) var<storage, read> gp_in: array<vec4f>;
